@@ -1,0 +1,287 @@
+"""The math of every node, as plain functions of tensors.
+
+Nodes and :mod:`deepreservoir.analysis` both call these, so there is one copy
+of each update rule. A step takes the state in and returns the new state; no
+function here mutates its arguments.
+
+Layout: a state batch is ``(B, N)``, a sequence batch ``(B, T, F)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from deepreservoir.errors import ParameterError
+
+__all__ = [
+    "ACTIVATIONS",
+    "activation_derivative",
+    "get_activation",
+    "leaky_update",
+    "recurrent_matmul",
+    "reservoir_drive",
+    "reservoir_jacobian",
+    "reservoir_step",
+    "ridge_solve",
+    "run_reservoir",
+]
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def _softmax(x: Tensor) -> Tensor:
+    return torch.softmax(x, dim=-1)
+
+
+#: Activation functions by name.
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "identity": _identity,
+    "softmax": _softmax,
+}
+
+
+def get_activation(name: str, parameter: str = "activation") -> Callable[[Tensor], Tensor]:
+    """Look up an activation function by name.
+
+    Raises
+    ------
+    ParameterError
+        If ``name`` is not one of :data:`ACTIVATIONS`.
+    """
+    if name not in ACTIVATIONS:
+        raise ParameterError(
+            f"The '{parameter}' parameter must be one of {', '.join(sorted(ACTIVATIONS))}. "
+            f"Got {name!r}."
+        )
+    return ACTIVATIONS[name]
+
+
+def activation_derivative(name: str, preactivation: Tensor) -> Tensor:
+    """Elementwise derivative f'(pre) of an elementwise activation.
+
+    Parameters
+    ----------
+    name : {"tanh", "relu", "sigmoid", "identity"}
+    preactivation : Tensor, any shape
+
+    Returns
+    -------
+    Tensor, same shape
+    """
+    if name == "tanh":
+        return 1.0 - torch.tanh(preactivation) ** 2
+    if name == "relu":
+        return (preactivation > 0).to(preactivation.dtype)
+    if name == "sigmoid":
+        s = torch.sigmoid(preactivation)
+        return s * (1.0 - s)
+    if name == "identity":
+        return torch.ones_like(preactivation)
+    raise ParameterError(
+        f"The 'activation' parameter must be elementwise (tanh, relu, sigmoid, identity) "
+        f"for a Jacobian. Got {name!r}."
+    )
+
+
+def reservoir_drive(inputs: Tensor, Win: Tensor, bias: Tensor | None) -> Tensor:
+    """Input part of the pre-activation, for every time step at once.
+
+    Parameters
+    ----------
+    inputs : Tensor, shape (..., F)
+    Win : Tensor, shape (N, F)
+    bias : Tensor of shape (N,) or None
+
+    Returns
+    -------
+    Tensor, shape (..., N)
+        ``u · Winᵀ + b``.
+    """
+    drive = inputs @ Win.T
+    return drive if bias is None else drive + bias
+
+
+def recurrent_matmul(state: Tensor, W: Tensor) -> Tensor:
+    """``state · Wᵀ`` for a dense or sparse-CSR ``W``.
+
+    Parameters
+    ----------
+    state : Tensor, shape (B, N)
+    W : Tensor, shape (N, N), strided or sparse CSR
+
+    Returns
+    -------
+    Tensor, shape (B, N)
+    """
+    if W.layout == torch.sparse_csr:
+        if state.shape[0] == 1:
+            return torch.mv(W, state[0]).unsqueeze(0)
+        return (W @ state.T).T
+    return state @ W.T
+
+
+def leaky_update(state: Tensor, preactivation: Tensor, lr: float,
+                 activation: Callable[[Tensor], Tensor]) -> Tensor:
+    """Leaky integration ``x' = (1 − lr)·x + lr·f(pre)``.
+
+    Parameters
+    ----------
+    state : Tensor, shape (B, N)
+    preactivation : Tensor, shape (B, N)
+    lr : float in (0, 1]
+    activation : callable
+
+    Returns
+    -------
+    Tensor, shape (B, N)
+    """
+    if lr == 1.0:
+        return activation(preactivation)
+    return (1.0 - lr) * state + lr * activation(preactivation)
+
+
+def reservoir_step(state: Tensor, inputs: Tensor, W: Tensor, Win: Tensor,
+                   bias: Tensor | None, lr: float,
+                   activation: Callable[[Tensor], Tensor]) -> Tensor:
+    """One step of a leaky echo state network.
+
+    ``x[t+1] = (1 − lr)·x[t] + lr·f(W·x[t] + Win·u[t+1] + b)``
+
+    Parameters
+    ----------
+    state : Tensor, shape (B, N)
+    inputs : Tensor, shape (B, F)
+    W : Tensor, shape (N, N)
+    Win : Tensor, shape (N, F)
+    bias : Tensor, shape (N,), or None
+    lr : float
+    activation : callable
+
+    Returns
+    -------
+    Tensor, shape (B, N)
+    """
+    pre = recurrent_matmul(state, W) + reservoir_drive(inputs, Win, bias)
+    return leaky_update(state, pre, lr, activation)
+
+
+def run_reservoir(state: Tensor, drive: Tensor, W: Tensor, lr: float,
+                  activation: Callable[[Tensor], Tensor],
+                  lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Iterate the leaky update over a whole drive sequence.
+
+    ``x[t] = (1 − lr)·x[t−1] + lr·f(W·x[t−1] + drive[t])``
+
+    The batch axis is real: the B sequences advance together, one matrix
+    product per time step. With ``lengths``, sequence ``b`` stops updating after
+    ``lengths[b]`` steps, so its final state is the state at its last valid step.
+
+    Parameters
+    ----------
+    state : Tensor, shape (B, N)
+        State before the first step.
+    drive : Tensor, shape (B, T, N)
+        ``Win·u[t] + b`` for every step (see :func:`reservoir_drive`).
+    W : Tensor, shape (N, N), strided or sparse CSR
+    lr : float in (0, 1]
+    activation : callable
+    lengths : Tensor of int, shape (B,), optional
+
+    Returns
+    -------
+    states : Tensor, shape (B, T, N)
+        The state after each step.
+    final : Tensor, shape (B, N)
+        The state after each sequence's last valid step.
+    """
+    steps = drive.shape[1]
+    outputs = []
+    valid = None
+    if lengths is not None:
+        time = torch.arange(steps, device=drive.device)
+        valid = (time[None, :] < lengths[:, None].to(drive.device)).unsqueeze(-1)
+    for t in range(steps):
+        pre = recurrent_matmul(state, W) + drive[:, t]
+        new_state = leaky_update(state, pre, lr, activation)
+        state = new_state if valid is None else torch.where(valid[:, t], new_state, state)
+        outputs.append(state)
+    if not outputs:
+        return drive.new_zeros(drive.shape), state
+    return torch.stack(outputs, dim=1), state
+
+
+def reservoir_jacobian(preactivation: Tensor, W: Tensor, lr: float,
+                       activation: str = "tanh") -> Tensor:
+    """Jacobian of the leaky update with respect to the previous state.
+
+    ``J = (1 − lr)·I + lr·diag(f'(pre))·W``
+
+    Parameters
+    ----------
+    preactivation : Tensor, shape (N,) or (B, N)
+    W : Tensor, shape (N, N), dense
+    lr : float
+    activation : str
+
+    Returns
+    -------
+    Tensor, shape (N, N) or (B, N, N)
+    """
+    dense = W.to_dense() if W.layout != torch.strided else W
+    slope = activation_derivative(activation, preactivation)
+    eye = torch.eye(dense.shape[0], dtype=dense.dtype, device=dense.device)
+    return (1.0 - lr) * eye + lr * slope.unsqueeze(-1) * dense
+
+
+def ridge_solve(xtx: Tensor, xty: Tensor, x_sum: Tensor, y_sum: Tensor, count: int,
+                ridge: float, fit_bias: bool) -> tuple[Tensor, Tensor]:
+    """Solve ridge regression from accumulated sufficient statistics.
+
+    With centring for the bias (the bias is not penalised)::
+
+        C = XᵀX − n·x̄x̄ᵀ,   D = XᵀY − n·x̄ȳᵀ
+        Wᵀ = (C + λI)⁻¹ D,   b = ȳ − W x̄
+
+    Parameters
+    ----------
+    xtx : Tensor, shape (F, F)
+    xty : Tensor, shape (F, O)
+    x_sum : Tensor, shape (F,)
+    y_sum : Tensor, shape (O,)
+    count : int
+        Number of accumulated rows.
+    ridge : float >= 0
+    fit_bias : bool
+
+    Returns
+    -------
+    W : Tensor, shape (O, F)
+    b : Tensor, shape (O,)
+    """
+    features = xtx.shape[0]
+    if fit_bias:
+        x_mean = x_sum / count
+        y_mean = y_sum / count
+        xtx = xtx - count * torch.outer(x_mean, x_mean)
+        xty = xty - count * torch.outer(x_mean, y_mean)
+    eye = torch.eye(features, dtype=xtx.dtype, device=xtx.device)
+    system = xtx + ridge * eye
+    try:
+        factor = torch.linalg.cholesky(system)
+        weights_t = torch.cholesky_solve(xty, factor)
+    except RuntimeError:
+        weights_t = torch.linalg.lstsq(system, xty).solution
+    weights = weights_t.T
+    if fit_bias:
+        bias = y_mean - weights @ x_mean
+    else:
+        bias = torch.zeros(weights.shape[0], dtype=xtx.dtype, device=xtx.device)
+    return weights, bias

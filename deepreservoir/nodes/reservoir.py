@@ -1,0 +1,250 @@
+"""The leaky echo state reservoir: a frozen random recurrent layer iterated over time."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from deepreservoir import functional as F
+from deepreservoir.constraints import AnyOf, Interval, OneOf, Predicate, is_array_like
+from deepreservoir.errors import ParameterError
+from deepreservoir.families import Binary, Family, get_family, make_weight
+from deepreservoir.nodes.base import Node
+from deepreservoir.seeding import fingerprint
+from deepreservoir.spectral import spectral_radius
+
+__all__ = ["Reservoir"]
+
+_SPARSE_THRESHOLD = 0.35  # below this density, a CPU reservoir steps with a CSR matrix
+
+
+def _weight_spec(value: Any) -> bool:
+    if value is None or isinstance(value, (str, Family, dict)):
+        return True
+    return is_array_like(value)
+
+
+def _spec_to_json(value: Any) -> Any:
+    if isinstance(value, Family):
+        return value.spec()
+    if is_array_like(value):
+        return {"array": list(np.shape(value))}
+    return value
+
+
+class Reservoir(Node):
+    r"""A leaky echo state network reservoir with seeded frozen weights.
+
+    Update rule, for input ``u[t]`` of shape (F,) and state ``x[t]`` of shape (N,):
+
+    .. math::
+
+        x[t] = (1 - \mathrm{lr})\,x[t-1] + \mathrm{lr}\,f(W x[t-1] + W_{in} u[t] + b)
+
+    ``W`` is drawn from its family, masked to ``rc_connectivity`` and rescaled to
+    spectral radius ``sr``; ``Win`` is drawn from its family (default ±1),
+    masked to ``input_connectivity`` and multiplied by ``input_scaling``; ``b``
+    is drawn from its family and multiplied by ``bias_scaling``. An explicit
+    array for ``W``, ``Win`` or ``bias`` is used as is, as in reservoirpy.
+
+    Shapes: input ``(B, T, F)`` → states ``(B, T, N)``; ``W`` (N, N),
+    ``Win`` (N, F), ``bias`` (N,).
+
+    Parameters
+    ----------
+    units : int
+        Number of neurons N.
+    sr : float or None
+        Target spectral radius of W; ``None`` keeps the family's own scale.
+    lr : float in (0, 1]
+        Leak rate.
+    input_scaling : float
+        Multiplier of Win.
+    bias_scaling : float
+        Multiplier of the bias (0 disables it).
+    rc_connectivity, input_connectivity : float in (0, 1]
+        Density of W and Win.
+    W, Win, bias : str, Family, dict or array
+        Weight family (``"normal"``, ``Cauchy(scale=.2)``, ``{"name": ...}``) or explicit array.
+    activation : str
+        ``"tanh"`` (default), ``"relu"``, ``"sigmoid"`` or ``"identity"``.
+    seed : int, optional
+        Root seed of the frozen weights.
+    name : str, optional
+    input_dim : int, optional
+    dtype : torch.dtype
+        Default ``torch.float32``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import deepreservoir as dr
+    >>> reservoir = dr.Reservoir(50, sr=0.9, lr=0.3, seed=1)
+    >>> states = reservoir.run(np.sin(np.linspace(0, 6, 100))[:, None])
+    >>> states.shape
+    (100, 50)
+    """
+
+    recurrent: ClassVar[bool] = True
+    _constraints: ClassVar[dict] = {
+        "units": Interval(int, 1, None),
+        "sr": AnyOf((None, Interval(float, 0, None, closed="neither"))),
+        "lr": Interval(float, 0, 1, closed="right"),
+        "input_scaling": Interval(float, None, None),
+        "bias_scaling": Interval(float, None, None),
+        "rc_connectivity": Interval(float, 0, 1, closed="right"),
+        "input_connectivity": Interval(float, 0, 1, closed="right"),
+        "W": Predicate(_weight_spec, "a family name, a Family, a spec dict or an array"),
+        "Win": Predicate(_weight_spec, "a family name, a Family, a spec dict or an array"),
+        "bias": Predicate(_weight_spec, "a family name, a Family, a spec dict or an array"),
+        "activation": OneOf(("tanh", "relu", "sigmoid", "identity")),
+    }
+
+    def __init__(self, units: int, *, sr: float | None = 0.9, lr: float = 1.0,
+                 input_scaling: float = 1.0, bias_scaling: float = 0.0,
+                 rc_connectivity: float = 0.1, input_connectivity: float = 0.1,
+                 W: Any = "normal", Win: Any = None, bias: Any = None,
+                 activation: str = "tanh", seed: int | None = None, name: str | None = None,
+                 input_dim: int | None = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__(input_dim=input_dim, name=name, seed=seed, dtype=dtype)
+        self._validate(dict(units=units, sr=sr, lr=lr, input_scaling=input_scaling,
+                            bias_scaling=bias_scaling, rc_connectivity=rc_connectivity,
+                            input_connectivity=input_connectivity, W=W, Win=Win, bias=bias,
+                            activation=activation))
+        for label, spec in (("W", W), ("Win", Win), ("bias", bias)):
+            if isinstance(spec, (str, dict)):
+                get_family(spec, label)  # fail at construction, not at first data
+        if is_array_like(W) and tuple(np.shape(W)) != (units, units):
+            raise ParameterError(
+                f"The 'W' parameter of Reservoir must have shape ({units}, {units}) for "
+                f"units={units}. Got shape {tuple(np.shape(W))}."
+            )
+        if is_array_like(Win):
+            if np.ndim(Win) != 2 or np.shape(Win)[0] != units:
+                raise ParameterError(
+                    f"The 'Win' parameter of Reservoir must have shape ({units}, F). "
+                    f"Got shape {tuple(np.shape(Win))}."
+                )
+            if input_dim is not None and np.shape(Win)[1] != input_dim:
+                raise ParameterError(
+                    f"The 'Win' parameter of Reservoir has {np.shape(Win)[1]} columns but "
+                    f"input_dim={input_dim}."
+                )
+            self.input_dim = int(np.shape(Win)[1])
+        if is_array_like(bias) and tuple(np.shape(bias)) != (units,):
+            raise ParameterError(
+                f"The 'bias' parameter of Reservoir must have shape ({units},). "
+                f"Got shape {tuple(np.shape(bias))}."
+            )
+        self.units = int(units)
+        self.sr = None if sr is None else float(sr)
+        self.lr = float(lr)
+        self.input_scaling = float(input_scaling)
+        self.bias_scaling = float(bias_scaling)
+        self.rc_connectivity = float(rc_connectivity)
+        self.input_connectivity = float(input_connectivity)
+        self.W = W
+        self.Win = Win if Win is not None else Binary(scale=1.0)
+        self.bias = bias if bias is not None else Binary(scale=1.0)
+        self.activation = activation
+        self.output_dim = self.units
+        self.W_scale_: float | None = None
+        self.W_fingerprint_: str | None = None
+        self._operator_cache: tuple | None = None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "units": self.units, "sr": self.sr, "lr": self.lr,
+            "input_scaling": self.input_scaling, "bias_scaling": self.bias_scaling,
+            "rc_connectivity": self.rc_connectivity,
+            "input_connectivity": self.input_connectivity,
+            "W": _spec_to_json(self.W), "Win": _spec_to_json(self.Win),
+            "bias": _spec_to_json(self.bias), "activation": self.activation, "seed": self.seed,
+        }
+
+    # -------------------------------------------------------------------- build
+    def _recurrent_weight(self) -> np.ndarray:
+        n = self.units
+        if is_array_like(self.W):
+            return np.asarray(torch.as_tensor(self.W).detach().cpu().double().numpy())
+        raw = make_weight(self.W, self.seed_key_, "W", (n, n), fan_in=n, fan_out=n,
+                          connectivity=self.rc_connectivity)
+        self.W_fingerprint_ = fingerprint(raw)
+        if self.sr is None:
+            return raw
+        if self.W_scale_ is None:
+            radius = spectral_radius(raw)
+            if radius == 0.0:
+                raise ParameterError(
+                    f"The recurrent matrix of Reservoir '{self.name}' has spectral radius 0 "
+                    f"(units={n}, rc_connectivity={self.rc_connectivity}), so it cannot be "
+                    f"rescaled to sr={self.sr}. Raise rc_connectivity or units."
+                )
+            self.W_scale_ = self.sr / radius
+        return raw * self.W_scale_
+
+    def _build(self, input_dim: int, target_dim: int | None) -> None:
+        n = self.units
+        W = self._recurrent_weight()
+        if is_array_like(self.Win):
+            Win = torch.as_tensor(self.Win).detach().cpu().double().numpy()
+        else:
+            Win = self.input_scaling * make_weight(
+                self.Win, self.seed_key_, "Win", (n, input_dim), fan_in=input_dim, fan_out=n,
+                connectivity=self.input_connectivity)
+        if is_array_like(self.bias):
+            bias = torch.as_tensor(self.bias).detach().cpu().double().numpy()
+        elif self.bias_scaling == 0.0:
+            bias = np.zeros(n)
+        else:
+            bias = self.bias_scaling * make_weight(self.bias, self.seed_key_, "bias", (n,),
+                                                   fan_in=1, fan_out=n)
+        self.register_buffer("W_", self._new_tensor(W), persistent=False)
+        self.register_buffer("Win_", self._new_tensor(Win), persistent=False)
+        self.register_buffer("bias_", self._new_tensor(bias), persistent=False)
+
+    # ---------------------------------------------------------------- execution
+    def recurrent_operator(self) -> Tensor:
+        """W in the form fastest for stepping: sparse CSR on CPU when sparse enough."""
+        self._require_built()
+        W = self.W_
+        key = (W.data_ptr(), W._version, W.device, W.dtype)
+        if self._operator_cache is not None and self._operator_cache[0] == key:
+            return self._operator_cache[1]
+        density = float((W != 0).float().mean())
+        use_sparse = W.device.type == "cpu" and density < _SPARSE_THRESHOLD
+        if use_sparse:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+                operator = W.to_sparse_csr()
+        else:
+            operator = W
+        self._operator_cache = (key, operator)
+        return operator
+
+    def initial_state(self, batch_size: int) -> Tensor:
+        return torch.zeros(batch_size, self.units, dtype=self.dtype, device=self.device)
+
+    def _activation_fn(self):
+        return F.get_activation(self.activation)
+
+    def forward_sequence(self, x: Tensor, state: Tensor | None,
+                         lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self._require_built()
+        if state is None:
+            state = self.initial_state(x.shape[0])
+        drive = F.reservoir_drive(x, self.Win_, self.bias_)
+        return F.run_reservoir(state, drive, self.recurrent_operator(), self.lr,
+                               self._activation_fn(), lengths)
+
+    def forward_step(self, x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
+        self._require_built()
+        if state is None:
+            state = self.initial_state(x.shape[0])
+        new_state = F.reservoir_step(state, x, self.recurrent_operator(), self.Win_, self.bias_,
+                                     self.lr, self._activation_fn())
+        return new_state, new_state
