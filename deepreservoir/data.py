@@ -71,6 +71,8 @@ class SequenceBatch:
             pieces: Tensor | list[Tensor] = output[0]
         elif self.layout == "batch":
             pieces = output
+        elif self.lengths is None:
+            pieces = list(output)
         else:
             pieces = [output[b, : int(n)] for b, n in enumerate(self.lengths.tolist())]
         if self.backend == "torch":

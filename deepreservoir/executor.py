@@ -34,14 +34,17 @@ __all__ = ["build_model", "fit_model", "forward_model", "run_model", "step_model
 # --------------------------------------------------------------------- helpers
 def model_dtype_device(model: Model) -> tuple[torch.dtype, torch.device]:
     """The dtype and device shared by all nodes of a model."""
-    dtypes = {node.dtype for node in model.nodes.values()}
-    devices = {node.device for node in model.nodes.values()}
+    holders = [node for node in model.nodes.values() if not node.tensorless]
+    if not holders:
+        return torch.float32, torch.device("cpu")
+    dtypes = {node.dtype for node in holders}
+    devices = {node.device for node in holders}
     if len(dtypes) > 1:
-        detail = ", ".join(f"{n}: {node.dtype}" for n, node in model.nodes.items())
+        detail = ", ".join(f"{node.name}: {node.dtype}" for node in holders)
         raise GraphError(f"All nodes of a model must share one dtype. Got {detail}; "
                          f"call model.to(dtype).")
     if len(devices) > 1:
-        detail = ", ".join(f"{n}: {node.device}" for n, node in model.nodes.items())
+        detail = ", ".join(f"{node.name}: {node.device}" for node in holders)
         raise GraphError(f"All nodes of a model must be on one device. Got {detail}; "
                          f"call model.to(device).")
     return dtypes.pop(), devices.pop()

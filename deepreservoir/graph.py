@@ -360,6 +360,7 @@ def connect(left: Any, right: Any, delay: int = 0) -> Model:
         return _as_model(left, "left") >> right
     source = _as_model(left, "left")
     target = _as_model(right, "right")
+    _combined([source, target])  # name clashes are reported before loops
     links = [Edge(o, i, delay, False, next(_EDGE_COUNTER))
              for i in target.input_names for o in source.output_names]
     for link in links:

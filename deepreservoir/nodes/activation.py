@@ -31,6 +31,8 @@ class Activation(Node):
     array([[0., 2.]], dtype=float32)
     """
 
+    tensorless: ClassVar[bool] = True
+
     _constraints: ClassVar[dict] = {"function": OneOf(tuple(sorted(F.ACTIVATIONS)))}
     default_function: ClassVar[str | None] = None
 

@@ -64,6 +64,8 @@ class Node(torch.nn.Module):
     recurrent: ClassVar[bool] = False
     #: Whether the node is trained in closed form by ``fit`` (e.g. Ridge).
     closed_form: ClassVar[bool] = False
+    #: Whether the node holds no tensors and so adapts to the model's dtype and device.
+    tensorless: ClassVar[bool] = False
 
     def __init__(self, *, input_dim: int | None = None, name: str | None = None,
                  seed: int | None = None, dtype: torch.dtype = torch.float32) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from deepreservoir.nodes.base import Node
@@ -28,6 +30,8 @@ class Input(Node):
     >>> dr.Input().run(np.ones((3, 2))).shape
     (3, 2)
     """
+
+    tensorless: ClassVar[bool] = True
 
     def __init__(self, input_dim: int | None = None, *, name: str | None = None) -> None:
         super().__init__(input_dim=input_dim, name=name)
