@@ -66,8 +66,8 @@ def test_adding_a_node_changes_no_other_node(seed, extra):
         source = dr.Input(name="in")
         nodes = [dr.Reservoir(12, rc_connectivity=0.5, name=f"r{i}") for i in range(length)]
         model = source >> nodes[0]
-        for a, b in zip(nodes, nodes[1:]):
-            model = model >> b
+        for node in nodes[1:]:
+            model = model >> node
         model.seed = seed
         model.run(_data(2, 3))
         return nodes
