@@ -278,3 +278,19 @@ def test_functional_step_matches_node_step():
         x = F.reservoir_step(x, data[t : t + 1], reservoir.W_, reservoir.Win_, reservoir.bias_,
                              0.5, torch.tanh)
     torch.testing.assert_close(x[0], states[-1])
+
+
+def test_scaling_rules():
+    data = _series(2)
+    norm = dr.Reservoir(150, sr=0.7, scaling="spectral_norm", seed=2, dtype=torch.float64)
+    norm.run(data)
+    assert np.linalg.svd(norm.W_.numpy(), compute_uv=False)[0] == pytest.approx(0.7, rel=1e-10)
+    fan_in = dr.Reservoir(150, sr=0.7, scaling="fan_in", seed=2, dtype=torch.float64)
+    fan_in.run(data)
+    assert np.mean(fan_in.W_.numpy() ** 2) * 150 == pytest.approx(0.49, rel=1e-10)
+    radius = np.abs(np.linalg.eigvals(fan_in.W_.numpy())).max()
+    assert 0.5 < radius < 0.9  # the circular law, approximately, at N = 150
+    raw = dr.Reservoir(150, sr=None, seed=2, dtype=torch.float64)
+    raw.run(data)
+    # the same unscaled draw underlies all three
+    np.testing.assert_allclose(raw.W_.numpy() * norm.W_scale_, norm.W_.numpy(), rtol=1e-15)

@@ -16,7 +16,7 @@ from deepreservoir.constraints import (
     Seed,
     validate_params,
 )
-from deepreservoir.errors import GraphError, NotFittedError, ParameterError, format_value
+from deepreservoir.errors import GraphError, NotFittedError, format_value
 from deepreservoir.seeding import SeedKey
 
 __all__ = ["Node"]
@@ -237,18 +237,3 @@ class Node(torch.nn.Module):
         for key, value in self.hyperparameters().items():
             parts.append(f"{key}={format_value(value, 30)}")
         return ", ".join(parts)
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-
-def check_dtype_param(owner: str, dtype: Any) -> None:
-    """Raise if ``dtype`` is not a floating torch dtype."""
-    if dtype not in _FLOAT_DTYPES:
-        raise ParameterError(
-            f"The 'dtype' parameter of {owner} must be a floating torch dtype. "
-            f"Got {format_value(dtype)}."
-        )

@@ -15,7 +15,7 @@ from deepreservoir.errors import ParameterError
 from deepreservoir.families import Binary, Family, get_family, make_weight
 from deepreservoir.nodes.base import Node
 from deepreservoir.seeding import fingerprint
-from deepreservoir.spectral import spectral_radius
+from deepreservoir.spectral import spectral_norm, spectral_radius
 
 __all__ = ["Reservoir"]
 
@@ -45,8 +45,9 @@ class Reservoir(Node):
 
         x[t] = (1 - \mathrm{lr})\,x[t-1] + \mathrm{lr}\,f(W x[t-1] + W_{in} u[t] + b)
 
-    ``W`` is drawn from its family, masked to ``rc_connectivity`` and rescaled to
-    spectral radius ``sr``; ``Win`` is drawn from its family (default ±1),
+    ``W`` is drawn from its family, masked to ``rc_connectivity`` and rescaled by
+    its ``scaling`` rule to the target ``sr`` (by default: spectral radius
+    exactly ``sr``); ``Win`` is drawn from its family (default ±1),
     masked to ``input_connectivity`` and multiplied by ``input_scaling``; ``b``
     is drawn from its family and multiplied by ``bias_scaling``. An explicit
     array for ``W``, ``Win`` or ``bias`` is used as is, as in reservoirpy.
@@ -59,7 +60,12 @@ class Reservoir(Node):
     units : int
         Number of neurons N.
     sr : float or None
-        Target spectral radius of W; ``None`` keeps the family's own scale.
+        Scale target of W for the ``scaling`` rule; ``None`` keeps the family's scale.
+    scaling : {"spectral_radius", "spectral_norm", "fan_in"} or None
+        How W reaches ``sr``. ``"spectral_radius"``: exactly ρ(W) = sr, by an
+        eigensolver. ``"spectral_norm"``: exactly σ_max(W) = sr, by an SVD.
+        ``"fan_in"``: entries rescaled to mean square sr²/N, so that ρ(W) ≈ sr for
+        large N by the circular law, with no eigensolver. ``None``: as ``sr=None``.
     lr : float in (0, 1]
         Leak rate.
     input_scaling : float
@@ -94,6 +100,7 @@ class Reservoir(Node):
         "units": Interval(int, 1, None),
         "sr": AnyOf((None, Interval(float, 0, None, closed="neither"))),
         "lr": Interval(float, 0, 1, closed="right"),
+        "scaling": OneOf(("spectral_radius", "spectral_norm", "fan_in", None)),
         "input_scaling": Interval(float, None, None),
         "bias_scaling": Interval(float, None, None),
         "rc_connectivity": Interval(float, 0, 1, closed="right"),
@@ -105,13 +112,15 @@ class Reservoir(Node):
     }
 
     def __init__(self, units: int, *, sr: float | None = 0.9, lr: float = 1.0,
+                 scaling: str | None = "spectral_radius",
                  input_scaling: float = 1.0, bias_scaling: float = 0.0,
                  rc_connectivity: float = 0.1, input_connectivity: float = 0.1,
                  W: Any = "normal", Win: Any = None, bias: Any = None,
                  activation: str = "tanh", seed: int | None = None, name: str | None = None,
                  input_dim: int | None = None, dtype: torch.dtype = torch.float32) -> None:
         super().__init__(input_dim=input_dim, name=name, seed=seed, dtype=dtype)
-        self._validate(dict(units=units, sr=sr, lr=lr, input_scaling=input_scaling,
+        self._validate(dict(units=units, sr=sr, lr=lr, scaling=scaling,
+                            input_scaling=input_scaling,
                             bias_scaling=bias_scaling, rc_connectivity=rc_connectivity,
                             input_connectivity=input_connectivity, W=W, Win=Win, bias=bias,
                             activation=activation))
@@ -143,6 +152,7 @@ class Reservoir(Node):
         self.units = int(units)
         self.sr = None if sr is None else float(sr)
         self.lr = float(lr)
+        self.scaling = scaling
         self.input_scaling = float(input_scaling)
         self.bias_scaling = float(bias_scaling)
         self.rc_connectivity = float(rc_connectivity)
@@ -158,7 +168,7 @@ class Reservoir(Node):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
-            "units": self.units, "sr": self.sr, "lr": self.lr,
+            "units": self.units, "sr": self.sr, "lr": self.lr, "scaling": self.scaling,
             "input_scaling": self.input_scaling, "bias_scaling": self.bias_scaling,
             "rc_connectivity": self.rc_connectivity,
             "input_connectivity": self.input_connectivity,
@@ -174,17 +184,22 @@ class Reservoir(Node):
         raw = make_weight(self.W, self.seed_key_, "W", (n, n), fan_in=n, fan_out=n,
                           connectivity=self.rc_connectivity)
         self.W_fingerprint_ = fingerprint(raw)
-        if self.sr is None:
+        if self.sr is None or self.scaling is None:
             return raw
         if self.W_scale_ is None:
-            radius = spectral_radius(raw)
-            if radius == 0.0:
+            if self.scaling == "spectral_radius":
+                current = spectral_radius(raw)
+            elif self.scaling == "spectral_norm":
+                current = spectral_norm(raw)
+            else:
+                current = float(np.sqrt(np.mean(raw**2) * n))
+            if current == 0.0:
                 raise ParameterError(
-                    f"The recurrent matrix of Reservoir '{self.name}' has spectral radius 0 "
+                    f"The recurrent matrix of Reservoir '{self.name}' has {self.scaling} 0 "
                     f"(units={n}, rc_connectivity={self.rc_connectivity}), so it cannot be "
                     f"rescaled to sr={self.sr}. Raise rc_connectivity or units."
                 )
-            self.W_scale_ = self.sr / radius
+            self.W_scale_ = self.sr / current
         return raw * self.W_scale_
 
     def _build(self, input_dim: int, target_dim: int | None) -> None:
