@@ -9,6 +9,7 @@ Layout: a state batch is ``(B, N)``, a sequence batch ``(B, T, F)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -21,12 +22,18 @@ __all__ = [
     "activation_derivative",
     "get_activation",
     "leaky_update",
+    "lora_delta",
+    "lora_linear",
+    "lora_recurrent_matmul",
+    "lora_scale",
     "recurrent_matmul",
     "reservoir_drive",
     "reservoir_jacobian",
     "reservoir_step",
     "ridge_solve",
+    "run_lora_reservoir",
     "run_reservoir",
+    "seeded_dropout",
 ]
 
 
@@ -285,3 +292,130 @@ def ridge_solve(xtx: Tensor, xty: Tensor, x_sum: Tensor, y_sum: Tensor, count: i
     else:
         bias = torch.zeros(weights.shape[0], dtype=xtx.dtype, device=xtx.device)
     return weights, bias
+
+
+# ---------------------------------------------------------------------- LoRA
+def lora_scale(r: int, alpha: float | None = None, rslora: bool = False) -> float:
+    """The factor in front of ``B·A``: ``α/r``, or ``α/√r`` with rsLoRA.
+
+    ``alpha=None`` means ``α = r`` (so ``α/r = 1`` and ``α/√r = √r``). ``r = 0`` gives 0.
+
+    Examples
+    --------
+    >>> lora_scale(8), lora_scale(8, alpha=1.0), lora_scale(4, alpha=4.0, rslora=True)
+    (1.0, 0.125, 2.0)
+    """
+    if r == 0:
+        return 0.0
+    a = float(r) if alpha is None else float(alpha)
+    return a / math.sqrt(r) if rslora else a / r
+
+
+def lora_delta(A: Tensor, B: Tensor, scale: float) -> Tensor:
+    """The dense low-rank update ``scale·B·A`` of shape (d_out, d_in)."""
+    return scale * (B @ A)
+
+
+def lora_linear(x: Tensor, W: Tensor | None, A: Tensor | None, B: Tensor | None,
+                beta: Tensor | float, scale: float, bias: Tensor | None = None) -> Tensor:
+    """A frozen weight plus a low-rank adapter, applied without forming the dense sum.
+
+    ``y = β·(x·Wᵀ) + scale·(x·Aᵀ)·Bᵀ + b``
+
+    The adapter path costs ``O(r·(d_in + d_out))`` per row and the gradient never
+    touches the (d_out, d_in) weight: only ``A``, ``B``, ``β`` and ``b`` get gradients.
+
+    Parameters
+    ----------
+    x : Tensor, shape (..., d_in)
+    W : Tensor, shape (d_out, d_in), or None for a zero scaffold
+    A : Tensor, shape (r, d_in), or None when r = 0
+    B : Tensor, shape (d_out, r), or None when r = 0
+    beta : Tensor of shape () or float
+    scale : float
+        See :func:`lora_scale`.
+    bias : Tensor, shape (d_out,), optional
+
+    Returns
+    -------
+    Tensor, shape (..., d_out)
+    """
+    out = None
+    if W is not None:
+        out = x @ W.T
+        if not (isinstance(beta, float) and beta == 1.0):
+            out = out * beta
+    if A is not None and B is not None and A.shape[0] > 0:
+        low = (x @ A.T) @ B.T
+        if scale != 1.0:
+            low = low * scale
+        out = low if out is None else out + low
+    if out is None:
+        shape = (*x.shape[:-1], 0 if B is None else B.shape[0])
+        out = x.new_zeros(shape)
+    return out if bias is None else out + bias
+
+
+def lora_recurrent_matmul(state: Tensor, W: Tensor, A: Tensor, B: Tensor,
+                          beta: Tensor | float, scale: float) -> Tensor:
+    """``β·(state·Wᵀ) + scale·(state·Aᵀ)·Bᵀ`` for a dense or sparse-CSR ``W``.
+
+    Parameters
+    ----------
+    state : Tensor, shape (batch, N)
+    W : Tensor, shape (N, N), strided or sparse CSR (never densified here)
+    A : Tensor, shape (r, N)
+    B : Tensor, shape (N, r)
+    beta : Tensor of shape () or float
+    scale : float
+
+    Returns
+    -------
+    Tensor, shape (batch, N)
+    """
+    return beta * recurrent_matmul(state, W) + scale * ((state @ A.T) @ B.T)
+
+
+def run_lora_reservoir(state: Tensor, drive: Tensor, W: Tensor, A: Tensor, B: Tensor,
+                       beta: Tensor | float, scale: float, lr: float,
+                       activation: Callable[[Tensor], Tensor],
+                       lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`run_reservoir` with a LoRA adapter and a gate on the recurrent matrix.
+
+    ``x[t] = (1 − lr)·x[t−1] + lr·f(β·W·x[t−1] + scale·B·A·x[t−1] + drive[t])``
+
+    Differentiable in ``A``, ``B``, ``β`` (and ``drive``): backpropagation through time.
+
+    Returns
+    -------
+    states : Tensor, shape (B, T, N)
+    final : Tensor, shape (B, N)
+    """
+    steps = drive.shape[1]
+    outputs = []
+    valid = None
+    if lengths is not None:
+        time = torch.arange(steps, device=drive.device)
+        valid = (time[None, :] < lengths[:, None].to(drive.device)).unsqueeze(-1)
+    for t in range(steps):
+        pre = lora_recurrent_matmul(state, W, A, B, beta, scale) + drive[:, t]
+        new_state = leaky_update(state, pre, lr, activation)
+        state = new_state if valid is None else torch.where(valid[:, t], new_state, state)
+        outputs.append(state)
+    if not outputs:
+        return drive.new_zeros(drive.shape), state
+    return torch.stack(outputs, dim=1), state
+
+
+def seeded_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Inverted dropout drawing from torch's global generator.
+
+    Active only when ``training`` and gradients are enabled, so ``run()`` and
+    ``predict()`` (which run under ``torch.no_grad``) are deterministic.
+
+    ``deepreservoir.training`` reseeds that generator from ``(seed, epoch, batch)``
+    inside an isolated RNG context, so masks are reproducible and resumable.
+    """
+    if not training or p == 0.0 or not torch.is_grad_enabled():
+        return x
+    return torch.nn.functional.dropout(x, p=p, training=True)

@@ -279,11 +279,21 @@ class Model(torch.nn.Module):
         from deepreservoir.executor import step_model
         return step_model(self, x)
 
-    def fit(self, X: Any, Y: Any, *, warmup: int = 0, reset: bool = True,
-            chunk_size: int | None = None) -> Model:
-        """Fit the closed-form nodes (Ridge) by streaming ridge regression.
+    def fit(self, X: Any, Y: Any = None, *, warmup: int = 0, reset: bool = True,
+            chunk_size: int | None = None, **training: Any):
+        """Fit the model: closed form (Ridge) and, if it has parameters, by gradients.
 
-        The model runs over ``X`` once; each Ridge node accumulates ``XᵀX`` and
+        A model with gradient-trainable parameters (adapters, gates, heads, e.g.
+        :class:`~deepreservoir.Scaffold`, :class:`~deepreservoir.LoRAReadout`,
+        ``Reservoir(r=k)``) is trained by :func:`deepreservoir.training.fit`, which
+        takes ``epochs``, ``batch_size``, ``lr``, ``loss``, ... as keywords and
+        returns the history (an ``xarray.Dataset``). The order for a model with
+        both kinds of node is documented there: Ridge nodes are solved first,
+        then the parameters are trained through them, then the Ridge nodes are
+        solved again on the trained features.
+
+        Otherwise (only closed-form nodes) it fits by streaming ridge regression:
+        the model runs over ``X`` once; each Ridge node accumulates ``XᵀX`` and
         ``XᵀY`` from its inputs after the first ``warmup`` steps of every series,
         then solves. Outputs of the nodes being fitted are replaced by their
         targets (teacher forcing), on feedback and forward edges alike.
@@ -301,11 +311,55 @@ class Model(torch.nn.Module):
 
         Returns
         -------
-        self
+        self for closed-form fitting; the training history (``xarray.Dataset``)
+        for gradient training.
         """
+        from deepreservoir import training as _training
+        if training or _training.has_gradient_nodes(self):
+            return _training.fit(self, X, Y, warmup=warmup, chunk_size=chunk_size, **training)
         from deepreservoir.executor import fit_model
         fit_model(self, X, Y, warmup=warmup, reset=reset, chunk_size=chunk_size)
         return self
+
+    # ------------------------------------------------------ LottaLoRA helpers
+    def save(self, path: Any, *, overwrite: bool = True) -> Any:
+        """Save the model as a JSON spec plus safetensors; see :func:`deepreservoir.io.save`."""
+        from deepreservoir.io import save
+        return save(self, path, overwrite=overwrite)
+
+    def footprint(self, path: Any = None):
+        """Trainable, frozen and stored counts; see :func:`deepreservoir.footprint.footprint`."""
+        from deepreservoir.footprint import footprint
+        return footprint(self, path)
+
+    def reseed(self, seed: int | None) -> Model:
+        """Regenerate every scaffold from root seed ``seed`` (``None``: the built seeds).
+
+        Adapters, gates and heads are kept; see :meth:`deepreservoir.Scaffold.reseed`.
+        """
+        for node in self.nodes.values():
+            if hasattr(node, "reseed"):
+                node.reseed(seed)
+        return self
+
+    def remove_scaffold(self) -> Model:
+        """Drop ``β·W_seed`` from every adapted layer (the "scaffold removed" ablation)."""
+        for node in self.nodes.values():
+            if hasattr(node, "remove_scaffold"):
+                node.remove_scaffold()
+        return self
+
+    def restore_scaffold(self) -> Model:
+        """Undo :meth:`remove_scaffold`."""
+        for node in self.nodes.values():
+            if hasattr(node, "restore_scaffold"):
+                node.restore_scaffold()
+        return self
+
+    def alpha_convention(self) -> dict[str, str]:
+        """The LoRA α convention of every adapted node, e.g. ``{"layer0": "α/r = 8/8 = 1"}``."""
+        return {name: node.alpha_convention() for name, node in self.nodes.items()
+                if hasattr(node, "alpha_convention")}
 
     def forward(self, x: torch.Tensor):
         """Differentiable pass over ``x`` (B, T, F) from zero states; returns a tensor.

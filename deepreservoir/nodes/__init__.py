@@ -2,19 +2,29 @@
 
 from deepreservoir.nodes.activation import Activation, Identity, ReLU, Sigmoid, Softmax, Tanh
 from deepreservoir.nodes.base import Node
+from deepreservoir.nodes.beta_gate import BetaGate
+from deepreservoir.nodes.dense import Dense
 from deepreservoir.nodes.input import Input
+from deepreservoir.nodes.lora_readout import LoRAReadout
 from deepreservoir.nodes.reservoir import Reservoir
 from deepreservoir.nodes.ridge import Ridge
+from deepreservoir.nodes.scaffold import PRESETS, Scaffold, scaffold_mlp
 
 __all__ = [
+    "PRESETS",
     "Activation",
+    "BetaGate",
+    "Dense",
     "Identity",
     "Input",
+    "LoRAReadout",
     "Node",
     "ReLU",
     "Reservoir",
     "Ridge",
+    "Scaffold",
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "scaffold_mlp",
 ]

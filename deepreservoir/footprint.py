@@ -1,0 +1,178 @@
+"""How much a model trains, keeps frozen, and stores: parameter counts and bytes.
+
+A LottaLoRA model stores only what cannot be regenerated from its seed:
+adapters, gates, heads and closed-form readouts. :func:`footprint` counts that
+against the dense checkpoint of the same network (every weight stored), and
+:func:`paper_param_count` is the LottaLoRA paper's closed formula for an MLP.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["ADAPTER_NAMES", "Footprint", "dense_param_count", "footprint", "paper_param_count"]
+
+
+def paper_param_count(d_in: int, hidden: Sequence[int], classes: int, r: int,
+                      beta: bool = True) -> int:
+    """Trainable parameters of a LottaLoRA MLP, by the paper's formula.
+
+    ``Σ_l r·(d_in,l + d_out,l)`` over the adapted hidden layers, one β per adapted
+    matrix, and a fully trained head ``d_last·classes + classes``. Hidden biases
+    are not trained.
+
+    Examples
+    --------
+    >>> paper_param_count(784, (512, 256, 128, 64), 10, r=8)
+    21774
+    """
+    dims = [int(d_in), *map(int, hidden)]
+    adapters = sum(r * (a + b) for a, b in itertools.pairwise(dims))
+    betas = len(hidden) if (beta and r > 0) else 0
+    return adapters + betas + dims[-1] * classes + classes
+
+
+def dense_param_count(d_in: int, hidden: Sequence[int], classes: int) -> int:
+    """Parameters of the same MLP fully trained (weights and biases everywhere).
+
+    Examples
+    --------
+    >>> dense_param_count(784, (512, 256, 128, 64), 10)
+    575050
+    """
+    dims = [int(d_in), *map(int, hidden), int(classes)]
+    return sum(a * b + b for a, b in itertools.pairwise(dims))
+
+
+@dataclass
+class Footprint:
+    """Parameter counts and bytes of a model.
+
+    Attributes
+    ----------
+    trainable : int
+        Elements of parameters that require gradients.
+    frozen : int
+        Elements regenerated from the seed (non-persistent buffers) or frozen parameters.
+    stored : int
+        Elements the artifact stores (the persistent ``state_dict``).
+    stored_bytes : int
+        Bytes of those tensors (or of the artifact on disk, when measured).
+    dense_bytes : int
+        Bytes of a dense checkpoint of the same network: every weight stored
+        merged (``β·W_seed + scale·B·A`` as one matrix), biases and heads included.
+    dense : int
+        Elements of that dense checkpoint.
+    per_node : dict
+        ``{node: {"trainable": n, "frozen": n, "stored": n}}``.
+    """
+
+    trainable: int
+    frozen: int
+    stored: int
+    stored_bytes: int
+    dense_bytes: int
+    dense: int = 0
+    per_node: dict[str, dict[str, int]] = field(default_factory=dict)
+    measured: bool = False
+
+    @property
+    def total(self) -> int:
+        """Elements held in memory: frozen plus stored."""
+        return self.frozen + self.stored
+
+    @property
+    def trainable_fraction(self) -> float:
+        """Trainable elements over the elements of the dense network."""
+        return self.trainable / self.dense if self.dense else 0.0
+
+    @property
+    def bytes_ratio(self) -> float:
+        """Stored bytes over dense-checkpoint bytes."""
+        return self.stored_bytes / self.dense_bytes if self.dense_bytes else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict of the figures."""
+        return {"trainable": self.trainable, "frozen": self.frozen, "stored": self.stored,
+                "total": self.total, "dense": self.dense,
+                "trainable_fraction": self.trainable_fraction,
+                "stored_bytes": self.stored_bytes, "dense_bytes": self.dense_bytes,
+                "bytes_ratio": self.bytes_ratio, "measured": self.measured}
+
+    def __str__(self) -> str:
+        lines = [f"{'node':<20}{'trainable':>12}{'frozen':>12}{'stored':>12}"]
+        for name, row in self.per_node.items():
+            lines.append(f"{name:<20}{row['trainable']:>12,}{row['frozen']:>12,}"
+                         f"{row['stored']:>12,}")
+        lines.append(f"{'total':<20}{self.trainable:>12,}{self.frozen:>12,}{self.stored:>12,}")
+        how = "on disk" if self.measured else "estimated"
+        lines.append(f"trainable: {self.trainable:,} of {self.dense:,} in the dense network "
+                     f"({100 * self.trainable_fraction:.2f} %)")
+        lines.append(f"bytes ({how}): {self.stored_bytes:,} vs dense {self.dense_bytes:,} "
+                     f"({100 * self.bytes_ratio:.2f} %)")
+        return "\n".join(lines)
+
+
+#: Tensor names of adapter factors and gates: a dense checkpoint merges them away.
+ADAPTER_NAMES = ("A_", "B_", "beta_")
+
+
+def _module_counts(module: torch.nn.Module) -> tuple[int, int, int, int, int, int]:
+    trainable = frozen = stored = stored_bytes = dense_bytes = dense = 0
+    persistent = module.state_dict(keep_vars=True)
+    persistent_ids = {id(t) for t in persistent.values()}
+    seen: set[int] = set()
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if id(tensor) in seen or name.endswith("_probe"):
+            continue
+        seen.add(id(tensor))
+        size = tensor.numel() * tensor.element_size()
+        if name.rsplit(".", 1)[-1] not in ADAPTER_NAMES:
+            dense_bytes += size
+            dense += tensor.numel()
+        if isinstance(tensor, torch.nn.Parameter) and tensor.requires_grad:
+            trainable += tensor.numel()
+        if id(tensor) in persistent_ids:
+            stored += tensor.numel()
+            stored_bytes += size
+        else:
+            frozen += tensor.numel()
+    return trainable, frozen, stored, stored_bytes, dense_bytes, dense
+
+
+def footprint(model: torch.nn.Module, path: str | Path | None = None) -> Footprint:
+    """Count what a model trains, regenerates and stores.
+
+    Parameters
+    ----------
+    model : Model or torch.nn.Module
+        A built model (run or fit it once first).
+    path : str or Path, optional
+        A saved artifact of this model; its size on disk replaces the estimate
+        of ``stored_bytes``.
+
+    Returns
+    -------
+    Footprint
+    """
+    per_node: dict[str, dict[str, int]] = {}
+    nodes = getattr(model, "nodes", None)
+    if isinstance(nodes, torch.nn.ModuleDict):
+        for name, node in nodes.items():
+            t, f, s, _, _, _ = _module_counts(node)
+            per_node[name] = {"trainable": t, "frozen": f, "stored": s}
+    trainable, frozen, stored, stored_bytes, dense_bytes, dense = _module_counts(model)
+    measured = False
+    if path is not None:
+        target = Path(path)
+        files = [target] if target.is_file() else [p for p in target.rglob("*") if p.is_file()]
+        stored_bytes = sum(p.stat().st_size for p in files)
+        measured = True
+    return Footprint(trainable, frozen, stored, stored_bytes, dense_bytes, dense, per_node,
+                     measured)

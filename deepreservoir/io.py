@@ -1,0 +1,439 @@
+"""Artifacts: a model saved as a JSON spec plus a safetensors file, never a pickle.
+
+Layout (see docs/artifacts.md)::
+
+    model.dr/                 a directory
+        spec.json             graph, hyperparameters, seed keys, generator, fingerprints
+        tensors.safetensors   trained tensors only (adapters, gates, heads, Ridge readouts)
+
+Frozen tensors are not stored: loading regenerates them from the seed keys and
+checks each against the fingerprint recorded at save time. ``spec.json``
+records the SHA-256 of the tensor file and the tensor file's header records the
+SHA-256 of the spec, so truncation, tampering and mismatched pairs are caught,
+each with an :class:`~deepreservoir.errors.ArtifactError` naming the file.
+Writing is atomic: the directory is assembled beside its destination and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepreservoir._version import __version__
+from deepreservoir.errors import ArtifactError
+from deepreservoir.seeding import GENERATOR, GENERATOR_VERSION, SeedKey, fingerprint
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "load", "load_state_into", "read_spec",
+           "register_node", "save"]
+
+FORMAT = "deepreservoir"
+FORMAT_VERSION = 1
+SPEC_FILE = "spec.json"
+TENSOR_FILE = "tensors.safetensors"
+_STATE_ATTRIBUTES = ("W_scale_", "W_fingerprint_", "generation_", "reseed_root_",
+                     "scaffold_active", "fitted")
+_PRE_BUILD = ("W_scale_", "generation_", "reseed_root_")
+_EXTRA_NODES: dict[str, type] = {}
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+           "float64": torch.float64}
+
+
+def register_node(cls: type) -> type:
+    """Allow :func:`load` to rebuild a user-defined node class (usable as a decorator)."""
+    _EXTRA_NODES[cls.__name__] = cls
+    return cls
+
+
+def _node_classes() -> dict[str, type]:
+    from deepreservoir import nodes
+    from deepreservoir.nodes.base import Node
+
+    classes = {name: getattr(nodes, name) for name in nodes.__all__}
+    classes = {k: v for k, v in classes.items() if isinstance(v, type) and issubclass(v, Node)}
+    classes.update(_EXTRA_NODES)
+    return classes
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _frozen_fingerprints(node: torch.nn.Module) -> dict[str, str]:
+    persistent = set(node.state_dict(keep_vars=True))
+    prints = {}
+    for name, tensor in node.named_buffers(recurse=False):
+        if name == "_probe" or name in persistent or tensor is None:
+            continue
+        array = tensor.detach().to("cpu", torch.float64).numpy()
+        prints[name] = fingerprint(array)
+    return prints
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def _node_spec(node, explicit: dict[str, torch.Tensor]) -> dict[str, Any]:
+    from deepreservoir.constraints import is_array_like
+
+    params = dict(node.hyperparameters())
+    for key, value in list(params.items()):
+        raw = getattr(node, key, None)
+        if isinstance(value, dict) and set(value) == {"array"} and is_array_like(raw):
+            tensor_name = f"__explicit__.{node.name}.{key}"
+            explicit[tensor_name] = torch.as_tensor(raw).detach().cpu().contiguous()
+            params[key] = {"array": tensor_name}
+    state = {k: _json_value(getattr(node, k)) for k in _STATE_ATTRIBUTES if hasattr(node, k)}
+    key = node.seed_key_
+    return {
+        "name": node.name,
+        "user_name": node.user_name,
+        "class": type(node).__name__,
+        "hyperparameters": params,
+        "dtype": _dtype_name(node.dtype),
+        "built": bool(node.built),
+        "input_dim": node.input_dim,
+        "output_dim": node.output_dim,
+        "seed_key": None if key is None else {"root": key.root, "path": key.path},
+        "state": state,
+        "frozen_fingerprints": _frozen_fingerprints(node) if node.built else {},
+    }
+
+
+def _spec(model, explicit: dict[str, torch.Tensor]) -> dict[str, Any]:
+    order = model._by_index()
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "generator": {"name": GENERATOR, "version": GENERATOR_VERSION},
+        "model": {"seed": int(model.seed)},
+        "nodes": [_node_spec(model.nodes[name], explicit) for name in order],
+        "edges": [{"source": e.source, "target": e.target, "delay": e.delay,
+                   "feedback": e.feedback} for e in model.edges],
+    }
+
+
+def _is_artifact_dir(path: Path) -> bool:
+    spec = path / SPEC_FILE
+    if not spec.is_file():
+        return False
+    try:
+        return json.loads(spec.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def save(model, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+    """Write a model as ``path/spec.json`` + ``path/tensors.safetensors``, atomically.
+
+    Parameters
+    ----------
+    model : Model
+    path : str or Path
+        The artifact directory (conventionally ending in ``.dr``).
+    overwrite : bool
+        Replace an existing artifact at ``path``. A path holding anything other
+        than a deepreservoir artifact is never replaced.
+
+    Returns
+    -------
+    Path
+        The artifact directory.
+    """
+    from safetensors.torch import save_file
+
+    target = Path(path)
+    if target.exists():
+        if not target.is_dir() or not _is_artifact_dir(target):
+            raise ArtifactError(
+                f"Cannot save to {target}: it exists and is not a deepreservoir artifact "
+                f"directory, so it is left untouched.")
+        if not overwrite:
+            raise ArtifactError(f"Cannot save to {target}: it exists and overwrite=False.")
+    explicit: dict[str, torch.Tensor] = {}
+    spec = _spec(model, explicit)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update(explicit)
+    spec_digest = hashlib.sha256(_canonical(spec).encode()).hexdigest()
+    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True)
+    try:
+        tensor_path = staging / TENSOR_FILE
+        save_file(tensors, str(tensor_path),
+                  metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                            "spec_sha256": spec_digest})
+        spec["tensors"] = {"file": TENSOR_FILE, "sha256": _sha256(tensor_path),
+                           "bytes": tensor_path.stat().st_size, "keys": sorted(tensors)}
+        (staging / SPEC_FILE).write_text(json.dumps(spec, indent=1, ensure_ascii=False))
+        for file in (tensor_path, staging / SPEC_FILE):
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        if target.exists():
+            retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(target, retired)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def read_spec(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``spec.json`` of an artifact, after checking it is one we can read."""
+    folder = Path(path)
+    if folder.is_file() and folder.name == SPEC_FILE:
+        folder = folder.parent
+    spec_path = folder / SPEC_FILE
+    if not folder.exists():
+        raise ArtifactError(f"No deepreservoir artifact at {folder}: the path does not exist.")
+    if not folder.is_dir():
+        raise ArtifactError(
+            f"{folder} is not a deepreservoir artifact: an artifact is a directory holding "
+            f"{SPEC_FILE} and {TENSOR_FILE}, and this is a file.")
+    if not spec_path.is_file():
+        raise ArtifactError(
+            f"{folder} is not a deepreservoir artifact: it has no {SPEC_FILE}.")
+    try:
+        spec = json.loads(spec_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ArtifactError(
+            f"{spec_path} is not a deepreservoir spec: it is not valid JSON ({error}). The file "
+            f"may be truncated or tampered with.") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        got = spec.get("format") if isinstance(spec, dict) else type(spec).__name__
+        raise ArtifactError(
+            f"{spec_path} is not a deepreservoir spec: its 'format' must be {FORMAT!r}. "
+            f"Got {got!r}.")
+    version = spec.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ArtifactError(
+            f"{spec_path} has an invalid 'format_version': it must be an int >= 1. Got "
+            f"{version!r}.")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{spec_path} was written in artifact format version {version} (deepreservoir "
+            f"{spec.get('library_version', '?')}), newer than the version {FORMAT_VERSION} this "
+            f"deepreservoir {__version__} reads. Upgrade deepreservoir to load it.")
+    generator = spec.get("generator", {})
+    if generator.get("name") != GENERATOR or generator.get("version") != GENERATOR_VERSION:
+        raise ArtifactError(
+            f"{spec_path} needs the weight generator {generator.get('name')!r} version "
+            f"{generator.get('version')!r}; this deepreservoir has {GENERATOR!r} version "
+            f"{GENERATOR_VERSION}.")
+    for field in ("nodes", "edges", "tensors", "model"):
+        if field not in spec:
+            raise ArtifactError(f"{spec_path} is incomplete: it has no {field!r} entry.")
+    return spec
+
+
+def _read_tensors(folder: Path, spec: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    info = spec["tensors"]
+    tensor_path = folder / info.get("file", TENSOR_FILE)
+    if not tensor_path.is_file():
+        raise ArtifactError(f"The artifact {folder} is incomplete: {tensor_path} is missing.")
+    size = tensor_path.stat().st_size
+    digest = _sha256(tensor_path)
+    if digest != info.get("sha256"):
+        reason = ("truncated" if size < info.get("bytes", 0) else "modified")
+        raise ArtifactError(
+            f"{tensor_path} does not match its spec: the file is {size} bytes with SHA-256 "
+            f"{digest[:16]}..., but {SPEC_FILE} records {info.get('bytes')} bytes with SHA-256 "
+            f"{str(info.get('sha256'))[:16]}... The file was {reason} after saving.")
+    try:
+        with safe_open(str(tensor_path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as error:  # safetensors raises several types
+        raise ArtifactError(f"{tensor_path} is not a readable safetensors file: {error}.") \
+            from None
+    body = {k: v for k, v in spec.items() if k != "tensors"}
+    expected = hashlib.sha256(_canonical(body).encode()).hexdigest()
+    if metadata.get("spec_sha256") != expected:
+        raise ArtifactError(
+            f"{folder / SPEC_FILE} does not match {tensor_path}: the spec's SHA-256 is "
+            f"{expected[:16]}... but the tensor file was saved with spec SHA-256 "
+            f"{str(metadata.get('spec_sha256'))[:16]}... The spec was edited after saving, or "
+            f"the two files come from different artifacts.")
+    return tensors
+
+
+def _construct(entry: dict[str, Any], tensors: dict[str, torch.Tensor], spec_path: Path):
+    import inspect
+
+    classes = _node_classes()
+    cls = classes.get(entry.get("class"))
+    if cls is None:
+        raise ArtifactError(
+            f"{spec_path}: node {entry.get('name')!r} has class {entry.get('class')!r}, which is "
+            f"not a known node class ({', '.join(sorted(classes))}). Register custom classes with "
+            f"deepreservoir.io.register_node.")
+    kwargs = dict(entry.get("hyperparameters", {}))
+    for key, value in list(kwargs.items()):
+        if isinstance(value, dict) and set(value) == {"array"} and isinstance(value["array"], str):
+            kwargs[key] = tensors[value["array"]].double().numpy()
+    signature = inspect.signature(cls.__init__).parameters
+    if "name" in signature:
+        kwargs["name"] = entry["name"]
+    if "dtype" in signature:
+        kwargs["dtype"] = _DTYPES[entry.get("dtype", "float32")]
+    if "input_dim" in signature and "input_dim" not in kwargs:
+        kwargs["input_dim"] = entry.get("input_dim")
+    if "seed" in kwargs and "seed" not in signature:
+        kwargs.pop("seed")
+    try:
+        node = cls(**kwargs)
+    except Exception as error:
+        raise ArtifactError(
+            f"{spec_path}: node {entry.get('name')!r} of class {entry['class']} cannot be "
+            f"rebuilt from its hyperparameters: {error}") from None
+    node.name = entry["name"]
+    node.user_name = entry.get("user_name")
+    return node
+
+
+def load(path: str | os.PathLike, *, strict: bool = True):
+    """Read an artifact written by :func:`save`: regenerate, verify, and load.
+
+    Parameters
+    ----------
+    path : str or Path
+        The artifact directory.
+    strict : bool
+        Fail on any fingerprint mismatch (default). ``False`` turns mismatches into
+        warnings, e.g. for the LAPACK-dependent families (orthogonal, spectral_radius)
+        across machines.
+
+    Returns
+    -------
+    Model
+        In eval mode, on CPU, with every node built.
+
+    Raises
+    ------
+    ArtifactError
+        The path is not an artifact, a file is truncated or tampered with, the
+        format is newer than this library, or a regenerated frozen tensor does
+        not match its fingerprint; the message names the file and the node.
+    """
+    import warnings
+
+    from deepreservoir.graph import _EDGE_COUNTER, Edge, Model
+
+    folder = Path(path)
+    if folder.is_file() and folder.name == SPEC_FILE:
+        folder = folder.parent
+    spec = read_spec(folder)
+    spec_path = folder / SPEC_FILE
+    tensors = _read_tensors(folder, spec)
+    nodes = [_construct(entry, tensors, spec_path) for entry in spec["nodes"]]
+    try:
+        edges = [Edge(e["source"], e["target"], int(e["delay"]), bool(e["feedback"]),
+                      next(_EDGE_COUNTER)) for e in spec["edges"]]
+        model = Model(nodes, edges, seed=int(spec["model"]["seed"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ArtifactError(f"{spec_path}: the graph cannot be rebuilt: {error}.") from None
+    for entry, node in zip(spec["nodes"], nodes, strict=True):
+        state = entry.get("state", {})
+        for key in _PRE_BUILD:
+            if key in state and hasattr(node, key):
+                setattr(node, key, state[key])
+        if not entry.get("built"):
+            continue
+        key = entry.get("seed_key")
+        seed_key = None if key is None else SeedKey(int(key["root"]), str(key["path"]))
+        try:
+            node.build(int(entry["input_dim"]), seed_key, entry.get("output_dim"))
+        except Exception as error:
+            raise ArtifactError(
+                f"{spec_path}: node {node.name!r} cannot be rebuilt: {error}") from None
+        problems = []
+        stored_print = state.get("W_fingerprint_")
+        if stored_print is not None and getattr(node, "W_fingerprint_", None) != stored_print:
+            problems.append(f"the unscaled W has fingerprint {node.W_fingerprint_} but the "
+                            f"artifact records {stored_print}")
+        now = _frozen_fingerprints(node)
+        for name, expected in entry.get("frozen_fingerprints", {}).items():
+            if now.get(name) != expected:
+                problems.append(f"the regenerated frozen tensor {name!r} has fingerprint "
+                                f"{now.get(name)} but the artifact records {expected}")
+        if problems:
+            message = (f"{spec_path}: node {node.name!r} ({entry['class']}) does not regenerate "
+                       f"as saved: {'; '.join(problems)}. The seed, family or generator differ "
+                       f"from the ones the model was trained with.")
+            if strict:
+                raise ArtifactError(message)
+            warnings.warn(message, stacklevel=2)
+        for attribute in ("scaffold_active",):
+            if attribute in state and hasattr(node, attribute):
+                setattr(node, attribute, state[attribute])
+    _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("__explicit__.")},
+                  folder / spec["tensors"].get("file", TENSOR_FILE))
+    model.eval()
+    return model
+
+
+def _load_tensors(model, tensors: dict[str, torch.Tensor], tensor_path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ArtifactError(
+            f"{tensor_path} does not fit the model: missing tensors {missing[:5]}, unexpected "
+            f"tensors {unexpected[:5]}.")
+    for key, value in tensors.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise ArtifactError(
+                f"{tensor_path}: tensor {key!r} has shape {tuple(value.shape)} but the model "
+                f"expects {tuple(expected[key].shape)}.")
+    model.load_state_dict(tensors, strict=True)
+
+
+def load_state_into(model, path: str | os.PathLike) -> None:
+    """Load an artifact's trained tensors into an existing, built model of the same spec."""
+    folder = Path(path)
+    spec = read_spec(folder)
+    tensors = _read_tensors(folder, spec)
+    names = [entry["name"] for entry in spec["nodes"]]
+    if sorted(names) != sorted(model.nodes):
+        raise ArtifactError(
+            f"{folder / SPEC_FILE} holds nodes {sorted(names)} but the model has "
+            f"{sorted(model.nodes)}.")
+    for entry in spec["nodes"]:
+        node = model.nodes[entry["name"]]
+        now = _frozen_fingerprints(node) if node.built else {}
+        for name, expected in entry.get("frozen_fingerprints", {}).items():
+            if now.get(name) != expected:
+                raise ArtifactError(
+                    f"{folder / SPEC_FILE}: node {node.name!r} does not match the model: its "
+                    f"frozen tensor {name!r} has fingerprint {now.get(name)}, the artifact "
+                    f"records {expected}.")
+    _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("__explicit__.")},
+                  folder / TENSOR_FILE)

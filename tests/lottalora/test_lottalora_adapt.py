@@ -1,0 +1,137 @@
+"""dr.adapt on torch modules (Transformer encoder, CNN) and dr.merge back to plain torch."""
+
+import copy
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import deepreservoir as dr
+from deepreservoir.adapt import AdaptedLinear, AdaptedMultiheadAttention
+from deepreservoir.errors import ParameterError
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, vocab=40, d=16, classes=3):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(vocab, d)
+        layer = nn.TransformerEncoderLayer(d, 2, 32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, tokens):
+        return self.head(self.encoder(self.embed(tokens)).mean(1))
+
+
+def tiny_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, stride=2),
+                         nn.ReLU(), nn.Conv2d(8, 8, 1, groups=2), nn.Flatten(),
+                         nn.Linear(8 * 5 * 5, 4))
+
+
+def perturb(module, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith("B_"):
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
+            elif name.endswith("beta_"):
+                p.fill_(0.8)
+    return module
+
+
+TOKENS = torch.randint(0, 40, (4, 6), generator=torch.Generator().manual_seed(1))
+IMAGES = torch.randn(3, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+
+
+def test_transformer_parameters_are_adapters_heads_and_norms():
+    model = dr.adapt(TinyTransformer(), r=2, seed=1, train=["head", "*norm*"])
+    names = [n for n, _ in model.named_parameters()]
+    assert all(n.endswith(("A_", "B_", "beta_")) or n.startswith("head") or "norm" in n
+               for n in names)
+    attention = model.encoder.layers[0].self_attn
+    assert isinstance(attention, AdaptedMultiheadAttention)
+    assert attention.in_proj_weight.shape == (48, 16)
+    assert isinstance(model.encoder.layers[0].linear1, AdaptedLinear)
+    assert not any(k.endswith("W_") for k in model.state_dict())
+    trained = sum(p.numel() for p in model.parameters())
+    # embedding 2·(40+16), per layer 4 attention projections + 2 MLP layers, + β each
+    per_layer = 4 * (2 * 32 + 1) + (2 * (16 + 32) + 1) * 2
+    norms = 2 * 2 * 2 * 16
+    assert trained == 2 * (40 + 16) + 1 + 2 * per_layer + norms + 16 * 3 + 3
+
+
+def test_fresh_adapter_is_a_no_op():
+    plain = dr.adapt(TinyTransformer(), r=0, seed=3, train=["head", "*norm*"])
+    adapted = dr.adapt(TinyTransformer(), r=4, seed=3, train=["head", "*norm*"])
+    assert torch.equal(plain(TOKENS), adapted(TOKENS))
+    plain_cnn = dr.adapt(tiny_cnn(), r=0, seed=3, train=["6"])
+    adapted_cnn = dr.adapt(tiny_cnn(), r=2, seed=3, train=["6"])
+    assert torch.equal(plain_cnn(IMAGES), adapted_cnn(IMAGES))
+
+
+def test_seeded_scaffold_is_reproducible_and_replaces_pretrained_weights():
+    a = dr.adapt(TinyTransformer(), r=2, seed=5)
+    b = dr.adapt(TinyTransformer(), r=2, seed=5)
+    c = dr.adapt(TinyTransformer(), r=2, seed=6)
+    wa = a.encoder.layers[1].linear2.W_
+    assert torch.equal(wa, b.encoder.layers[1].linear2.W_)
+    assert not torch.equal(wa, c.encoder.layers[1].linear2.W_)
+    assert abs(float(wa.var()) * 32 - 1) < 0.3  # N(0, 1/d_in)
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**40), r=st.integers(1, 3), rslora=st.booleans())
+def test_merge_matches(seed, r, rslora):
+    model = perturb(dr.adapt(TinyTransformer(), r=r, seed=seed, rslora=rslora,
+                             train=["head", "*norm*"]), seed % 97)
+    merged = dr.merge(model)
+    assert not any(type(m).__module__.startswith("deepreservoir") for m in merged.modules())
+    torch.testing.assert_close(merged(TOKENS), model(TOKENS), rtol=1e-5, atol=1e-5)
+    model.eval()
+    merged.eval()
+    with torch.no_grad():  # torch's fused encoder fast path reads the merged weights
+        torch.testing.assert_close(merged(TOKENS), model(TOKENS), rtol=1e-5, atol=1e-5)
+    cnn = perturb(dr.adapt(tiny_cnn(), r=r, seed=seed, train=["6"]), seed % 89)
+    torch.testing.assert_close(dr.merge(cnn)(IMAGES), cnn(IMAGES), rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_conv_is_frozen_not_adapted():
+    cnn = dr.adapt(tiny_cnn(), r=2, seed=0, train=["6"])
+    grouped = cnn[4]
+    assert type(grouped) is nn.Conv2d and not grouped.weight.requires_grad
+    assert "4.weight" in cnn.state_dict()
+
+
+def test_training_moves_only_adapters():
+    model = dr.adapt(TinyTransformer(), r=2, seed=1, train=["head"])
+    before = copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    loss = nn.functional.cross_entropy(model(TOKENS), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    optimizer.step()
+    after = model.state_dict()
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+    assert torch.equal(before["encoder.layers.0.norm1.weight"],
+                       after["encoder.layers.0.norm1.weight"])
+    assert not torch.equal(before["encoder.layers.0.linear1.B_"],
+                           after["encoder.layers.0.linear1.B_"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"r": -1}, r"'r' parameter of adapt must be an int >= 0\. Got -1"),
+        ({"r": 40}, r"'r' parameter of adapt.*\[0, 16\] for layer 'encoder\.layers\.0\.linear1'"
+                    r".*Got 40"),
+        ({"r": 2, "alpha": 0.0}, r"'alpha' parameter of adapt must be a float > 0"),
+        ({"r": 2, "bias": "maybe"}, r"'bias' parameter of adapt must be one of"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        dr.adapt(TinyTransformer(), seed=0, **kwargs)

@@ -1,0 +1,159 @@
+"""Checkpoints, resume after a kill, and the paper's ablations as fit options."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import blobs
+
+import deepreservoir as dr
+from deepreservoir.errors import ArtifactError
+
+OPTIONS = {"epochs": 4, "batch_size": 32, "loss": "cross_entropy", "seed": 7, "verbose": 0}
+
+
+def make():
+    return dr.scaffold_mlp((16, 8), 3, r=2, seed=1, dropout=0.1)
+
+
+def params(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_at(epoch):
+    def callback(e, logs, model):
+        if e == epoch:
+            raise Interrupt
+    return callback
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_matches_uninterrupted(tmp_path):
+    x, y = blobs()
+    reference = make()
+    full_history = reference.fit(x, y, checkpoint=tmp_path / "a", **OPTIONS)
+    interrupted = make()
+    with pytest.raises(Interrupt):
+        interrupted.fit(x, y, checkpoint=tmp_path / "b", callbacks=[stop_at(1)], **OPTIONS)
+    assert (tmp_path / "b" / "LATEST").read_text() == "epoch-00002"
+    resumed = make()
+    history = resumed.fit(x, y, checkpoint=tmp_path / "b", resume=True, **OPTIONS)
+    assert_same(params(reference), params(resumed))
+    assert len(history.epoch) == 4
+    np.testing.assert_array_equal(history.loss.values, full_history.loss.values)
+    # the checkpoint holds a loadable model
+    loaded = dr.load(tmp_path / "b" / "epoch-00004" / "model")
+    assert np.array_equal(loaded.run(x), resumed.run(x))
+
+
+def test_resume_after_a_hard_kill(tmp_path):
+    x, y = blobs()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    script = f"""
+import os, signal, numpy as np, deepreservoir as dr
+x, y = np.load({str(tmp_path / 'x.npy')!r}), np.load({str(tmp_path / 'y.npy')!r})
+model = dr.scaffold_mlp((16, 8), 3, r=2, seed=1, dropout=0.1)
+def kill(epoch, logs, model):
+    if epoch == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+model.fit(x, y, checkpoint={str(tmp_path / 'c')!r}, callbacks=[kill], **{OPTIONS!r})
+"""
+    result = subprocess.run([sys.executable, "-c", script], timeout=120, check=False)
+    assert result.returncode != 0
+    assert (tmp_path / "c" / "LATEST").read_text() == "epoch-00003"
+    resumed = make()
+    resumed.fit(x, y, checkpoint=tmp_path / "c", resume=True, **OPTIONS)
+    reference = make()
+    reference.fit(x, y, **OPTIONS)
+    assert_same(params(reference), params(resumed))
+
+
+def test_resume_with_other_options_is_refused(tmp_path):
+    x, y = blobs()
+    with pytest.raises(Interrupt):
+        make().fit(x, y, checkpoint=tmp_path, callbacks=[stop_at(0)], **OPTIONS)
+    with pytest.raises(ArtifactError, match=r"training options differ \(lr: checkpoint 0\.001 "
+                                            r"vs now 0\.01\)"):
+        make().fit(x, y, checkpoint=tmp_path, resume=True, **{**OPTIONS, "lr": 0.01})
+
+
+def test_nan_keeps_the_last_good_checkpoint(tmp_path):
+    x, y = blobs()
+    calls = []
+
+    def exploding(out, target):
+        calls.append(1)
+        value = torch.nn.functional.cross_entropy(out, target)
+        return value * float("nan") if len(calls) == 20 else value
+
+    with pytest.raises(dr.TrainingError, match=r"epoch 3 \(of 4\), batch 4 \(of 8\).*last good "
+                                                r"checkpoint \(epoch-00002\)"):
+        make().fit(x, y, checkpoint=tmp_path, **{**OPTIONS, "loss": exploding})
+    assert (tmp_path / "LATEST").read_text() == "epoch-00002"
+    assert not [p for p in Path(tmp_path).iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("mode", ["epoch", "batch"])
+def test_resampled_scaffold(tmp_path, mode):
+    x, y = blobs(n=96)
+    model = make()
+    model.fit(x, y, resample=mode, **{**OPTIONS, "epochs": 2})
+    layer = model.nodes["layer0"]
+    expected = 1 if mode == "epoch" else 2 * 3 - 1
+    assert layer.generation_ == expected
+    static = make()
+    static.run(x)
+    assert not torch.equal(layer.W_, static.nodes["layer0"].W_)
+    loaded = dr.load(model.save(tmp_path / "m.dr"))
+    assert torch.equal(loaded.nodes["layer0"].W_, layer.W_)
+
+
+def test_resampling_resumes_identically(tmp_path):
+    x, y = blobs(n=96)
+    reference = make()
+    reference.fit(x, y, resample="batch", **OPTIONS)
+    with pytest.raises(Interrupt):
+        make().fit(x, y, resample="batch", checkpoint=tmp_path, callbacks=[stop_at(1)],
+                   **OPTIONS)
+    resumed = make()
+    resumed.fit(x, y, resample="batch", checkpoint=tmp_path, resume=True, **OPTIONS)
+    assert_same(params(reference), params(resumed))
+    assert torch.equal(reference.nodes["layer0"].W_, resumed.nodes["layer0"].W_)
+
+
+def test_one_adapter_across_seeds():
+    x, y = blobs(n=300, classes=4)
+    model = dr.scaffold_mlp((32,), 4, r=4, seed=0)
+    owners = {10: [0, 1], 20: [2, 3]}
+    history = model.fit(x, y, seed_labels=owners, validation_split=0.2, lr=1e-2,
+                        **{**OPTIONS, "epochs": 6})
+    assert model.nodes["layer0"].reseed_root_ is None
+    assert float(history.val_accuracy[-1]) > 0.8
+    for seed, labels in owners.items():
+        model.reseed(seed)
+        mine = np.isin(y, labels)
+        predicted = dr.training.predict(model, x[mine]).argmax(-1)
+        assert np.mean(np.isin(predicted, labels)) > 0.8
+    model.reseed(None)
+
+
+def test_checkpoint_writes_are_atomic_names(tmp_path):
+    x, y = blobs(n=64)
+    make().fit(x, y, checkpoint=tmp_path, checkpoint_every=2, **OPTIONS)
+    names = sorted(p.name for p in Path(tmp_path).iterdir())
+    assert names == ["LATEST", "epoch-00004"]
+    assert os.path.isfile(tmp_path / "epoch-00004" / "optimizer.safetensors")
