@@ -34,7 +34,6 @@ From the repository root, with the package importable (``pip install -e .``)::
     python benchmarks/bench_esn.py --case harvest --repeats 9
     python benchmarks/bench_esn.py --threads 2           # torch.set_num_threads(2)
     OMP_WAIT_POLICY=ACTIVE python benchmarks/bench_esn.py --threads 2
-    python benchmarks/bench_esn.py --patched 3           # with _candidate_patch.py
     python benchmarks/bench_esn.py --json results.json   # also save raw timings
 
 ``--threads`` (default 1) sets ``torch.set_num_threads``; reservoirpy's
@@ -75,7 +74,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 # ----------------------------------------------------------------- utilities
-def machine_info(threads: int, patched: int) -> dict:
+def machine_info(threads: int) -> dict:
     """What the numbers were measured on."""
     cpu = platform.processor() or ""
     try:
@@ -97,7 +96,7 @@ def machine_info(threads: int, patched: int) -> dict:
         "deepreservoir": dr.__version__,
         "torch_threads": threads,
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-        "patched": patched,
+        "load_average": load_average(),
     }
 
 
@@ -126,6 +125,11 @@ class CpuWatch:
         busy, own, now = self._read()
         busy0, own0, then = self.start
         return max(0.0, (busy - busy0) - (own - own0)) / max(now - then, 1e-9)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` prints them."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -330,13 +334,13 @@ def memory_probe(case: str, library: str, steps: int, series: int) -> dict:
             "seconds": seconds}
 
 
-def bench_memory(steps: int, series_b: int, threads: int, patched: int) -> list[dict]:
+def bench_memory(steps: int, series_b: int, threads: int) -> list[dict]:
     results = []
     for case, series in (("harvest", 1), ("batch", series_b)):
         for library in ("reservoirpy", "deepreservoir:float64", "deepreservoir:float32"):
             cmd = [sys.executable, str(Path(__file__).resolve()), "--probe",
                    f"{case}:{library}", "--steps", str(steps), "--series", str(series),
-                   "--threads", str(threads), "--patched", str(patched)]
+                   "--threads", str(threads)]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return results
@@ -368,18 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--series", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
-    parser.add_argument("--patched", type=int, default=0, choices=[0, 1, 2, 3],
-                        help="apply benchmarks/_candidate_patch.py up to this level")
     parser.add_argument("--json", type=Path, help="write raw results here")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    if args.patched:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import _candidate_patch
-
-        _candidate_patch.apply(args.patched)
 
     if args.probe:
         case, library = args.probe.split(":", 1)
@@ -388,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     cases = args.case or ["harvest", "batch", "mackey", "memory"]
-    info = machine_info(args.threads, args.patched)
+    info = machine_info(args.threads)
     results: dict = {"machine": info}
     print("## Machine\n")
     print(", ".join(f"{k}: {v}" for k, v in info.items()))
@@ -401,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
               f"one series ({args.repeats} rounds)\n")
         print(harvest_table(res, 1.0))
         print(f"\nnnz of W: {res['nnz']}; CPU used by other processes meanwhile: "
-              f"{res['other_processes_cores']:.2f} cores")
+              f"{res['other_processes_cores']:.2f} cores; load average {load_average()}")
     if "batch" in cases:
         watch = CpuWatch()
         res = bench_harvest(args.series, args.steps, args.batch_repeats)
@@ -410,7 +407,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n## (b) {args.series} series × T={args.steps} (ours: one batch; "
               f"reservoirpy: run over the list) ({args.batch_repeats} rounds)\n")
         print(harvest_table(res, 8.0))
-        print(f"\nCPU used by other processes meanwhile: {res['other_processes_cores']:.2f} cores")
+        print(f"\nCPU used by other processes meanwhile: {res['other_processes_cores']:.2f} cores; "
+              f"load average {load_average()}")
     if "mackey" in cases:
         watch = CpuWatch()
         res = bench_mackey(args.seeds, args.fit_repeats)
@@ -419,9 +417,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n## (c) Mackey–Glass, N={UNITS}, fit 9,000 (warmup 100), "
               f"1-step forecast 1,000\n")
         print(mackey_table(res))
-        print(f"\nCPU used by other processes meanwhile: {res['other_processes_cores']:.2f} cores")
+        print(f"\nCPU used by other processes meanwhile: {res['other_processes_cores']:.2f} cores; "
+              f"load average {load_average()}")
     if "memory" in cases:
-        res = bench_memory(args.steps, args.series, args.threads, args.patched)
+        res = bench_memory(args.steps, args.series, args.threads)
         results["memory"] = res
         print("\n## Peak memory of (a) and (b), one fresh process per row\n")
         print(memory_table(res))

@@ -19,6 +19,7 @@ Accuracy is measured against ``scipy.linalg.eigvals`` on the dense matrix
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -49,6 +50,9 @@ def main(sizes: list[int], repeats: int) -> list[dict]:
     from reservoirpy.observables import spectral_radius as rpy_radius
 
     rows = []
+    print("| N | method | median time (s) | time / reservoirpy sparse | relative error "
+          "| reported error bound |")
+    print("|---|---|---|---|---|---|", flush=True)
     for n in sizes:
         sparse = reservoir_matrix(n)
         dense = sparse.toarray()
@@ -74,12 +78,10 @@ def main(sizes: list[int], repeats: int) -> list[dict]:
         rows.append({"N": n, "method": "scipy.linalg.eigvals (reference, 1 run)",
                      "median_s": reference_time, "ratio": reference_time / baseline,
                      "rel_error": 0.0, "bound": ""})
-    print("| N | method | median time (s) | time / reservoirpy sparse | relative error "
-          "| reported error bound |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['N']} | {row['method']} | {row['median_s']:.3f} | {row['ratio']:.2f} "
-              f"| {row['rel_error']:.1e} | {row['bound']} |")
+        for row in rows[-len(candidates) - 1:]:
+            print(f"| {row['N']} | {row['method']} | {row['median_s']:.3f} | {row['ratio']:.2f} "
+                  f"| {row['rel_error']:.1e} | {row['bound']} |", flush=True)
+        print("load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()), flush=True)
     return rows
 
 
@@ -88,4 +90,6 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 5000])
     parser.add_argument("--repeats", type=int, default=3)
     arguments = parser.parse_args()
+    print("load average before: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     main(arguments.sizes, arguments.repeats)
+    print("load average after: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))

@@ -1,17 +1,18 @@
-"""Where the time of one reservoir step goes, and what the candidate patch saves.
+"""Where the time of one reservoir step goes, and which operator layout is fastest.
 
-Two tables, both for N = 1000 at 10 % density on the CPU:
+Two tables, for N = 1000 on the CPU:
 
 1. **Kernels**: one call of each operation a step is made of, for a single
-   series (B = 1) and a batch (B = 32): the sparse product with W stored as
-   CSR with int64 indices (what ``Tensor.to_sparse_csr()`` gives, and what
-   the library uses today), the same with int32 indices, the dense product,
-   and ``tanh`` of the (B, N) pre-activation.
-2. **Loops**: ``Reservoir.run`` over T steps with the shipped code and with
-   each level of ``benchmarks/_candidate_patch.py`` (1: int32 CSR indices;
-   2: + preallocated loop; 3: + states written over the drive), next to
-   reservoirpy's ``run`` for B = 1. Before timing, the candidate is checked to
-   reproduce the shipped states bit for bit.
+   series (B = 1) and a batch (B = 32), at 10 % density: the sparse product
+   with W stored as CSR with int64 indices (what ``Tensor.to_sparse_csr()``
+   gives), the same with int32 indices (``functional.csr_operator``, what the
+   library uses), the dense product, and ``tanh`` of the (B, N) pre-activation.
+2. **Loops**: ``functional.run_reservoir`` over T steps at several densities
+   and batch sizes, with W as int32 CSR and as a dense matrix (the in-place
+   path), next to the differentiable reference loop (``list`` + ``stack``,
+   fresh tensors each step) and, for B = 1 at 10 %, reservoirpy's ``run``.
+   ``Reservoir.recurrent_operator`` picks CSR below a density threshold that
+   depends on B (see ``deepreservoir/nodes/reservoir.py``).
 
 Usage
 -----
@@ -21,26 +22,21 @@ From the repository root, with the package importable (``pip install -e .``)::
     python benchmarks/bench_step_kernels.py --threads 2
     python benchmarks/bench_step_kernels.py --steps 2000 --batch-steps 500  # quicker
 
-Medians over ``--blocks`` blocks; the libraries and levels alternate within
-each block. Prints Markdown tables.
+Medians over ``--blocks`` blocks; the contenders alternate within each block.
+Prints Markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
-import deepreservoir as dr
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _candidate_patch as patch
+from deepreservoir import functional as F
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
 
@@ -69,7 +65,7 @@ def kernel_table(blocks: int) -> str:
     for dtype in (torch.float64, torch.float32):
         dense = dense64.to(dtype)
         csr64 = dense.to_sparse_csr()
-        csr32 = patch.int32_csr(dense)
+        csr32 = F.csr_operator(dense)
         for batch in (1, 32):
             state = torch.randn(batch, UNITS, generator=gen, dtype=dtype)
             calls = 2000 if batch == 1 else 200
@@ -95,50 +91,61 @@ def kernel_table(blocks: int) -> str:
     return "\n".join(lines)
 
 
-def run_patched(node: dr.Reservoir, X: np.ndarray, level: int) -> np.ndarray:
-    """``node.run(X)`` from zero states with the candidate applied up to ``level``."""
-    patch.apply(level)
-    node._operator_cache = None
-    try:
-        return node.run(X, reset=True)
-    finally:
-        patch.revert()
-        node._operator_cache = None
+def random_weights(density: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random (N, N) W of the given density with spectral scale about 0.9, and (1, N) Win."""
+    gen = torch.Generator().manual_seed(0)
+    W = torch.randn(UNITS, UNITS, generator=gen, dtype=torch.float64)
+    W *= torch.rand(UNITS, UNITS, generator=gen, dtype=torch.float64) < density
+    W *= 0.9 / np.sqrt(density * UNITS)
+    Win = torch.rand(UNITS, 1, generator=gen, dtype=torch.float64) * 2 - 1
+    return W.to(dtype), Win.to(dtype)
 
 
-def loop_table(steps: int, batch_steps: int, blocks: int, with_rpy: bool) -> str:
+def loop_table(steps: int, batch_steps: int, blocks: int, with_rpy: bool,
+               densities: list[float], batches: list[int]) -> str:
     rng = np.random.default_rng(0)
-    lines = ["| dtype | B | T | contender | median | µs / step | vs shipped |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| dtype | density | B | T | contender | median | µs / step | vs reference |",
+             "|---|---|---|---|---|---|---|---|"]
     for dtype in (torch.float64, torch.float32):
-        for batch, length in ((1, steps), (32, batch_steps)):
-            X = rng.uniform(-1, 1, size=(length, 1) if batch == 1 else (batch, length, 1))
-            node = dr.Reservoir(UNITS, sr=0.9, lr=0.3, seed=0, dtype=dtype)
-            node.run(X[..., :5, :])
-            contenders: dict[str, Callable[[], object]] = {}
-            for level, label in patch.LEVELS.items():
-                contenders[f"{level}: {label}"] = (
-                    lambda level=level, node=node, X=X: run_patched(node, X, level))
-            if with_rpy and batch == 1 and dtype == torch.float64:
-                from reservoirpy.nodes import Reservoir
+        for density in densities:
+            W, Win = random_weights(density, dtype)
+            csr = F.csr_operator(W)
+            for batch in batches:
+                length = steps if batch == 1 else batch_steps
+                u = torch.as_tensor(rng.uniform(-1, 1, size=(batch, length, 1)), dtype=dtype)
+                drive = u @ Win.T
+                state = torch.zeros(batch, UNITS, dtype=dtype)
+                contenders: dict[str, Callable[[], object]] = {
+                    "reference loop (autograd path)": lambda d=drive, s=state, m=W: (
+                        F._run_reservoir_autograd(s, d, m, 0.3, torch.tanh, None)),
+                    "in-place, int32 CSR": lambda d=drive, s=state, m=csr: (
+                        F.run_reservoir(s, d, m, 0.3, torch.tanh)),
+                    "in-place, dense": lambda d=drive, s=state, m=W: (
+                        F.run_reservoir(s, d, m, 0.3, torch.tanh)),
+                }
+                if with_rpy and batch == 1 and dtype == torch.float64 and density == 0.1:
+                    from reservoirpy.nodes import Reservoir
 
-                theirs = Reservoir(UNITS, sr=0.9, lr=0.3, rc_connectivity=0.1, seed=0)
-                theirs.run(X[:5])
-                contenders["reservoirpy 0.4.2"] = lambda t=theirs, X=X: (t.reset(), t.run(X))
-            samples: dict[str, list[float]] = {k: [] for k in contenders}
-            for fn in contenders.values():
-                fn()  # warm-up
-            for _ in range(blocks):
-                for label, fn in contenders.items():
-                    start = time.perf_counter()
-                    fn()
-                    samples[label].append(time.perf_counter() - start)
-            shipped = float(np.median(samples[f"0: {patch.LEVELS[0]}"]))
-            for label, values in samples.items():
-                med = float(np.median(values))
-                lines.append(f"| {str(dtype).removeprefix('torch.')} | {batch} | {length} | "
-                             f"{label} | {med:.3f} s | {med / length * 1e6:.1f} | "
-                             f"{shipped / med:.2f}× |")
+                    theirs = Reservoir(UNITS, sr=0.9, lr=0.3, rc_connectivity=0.1, seed=0)
+                    X = u[0].numpy()
+                    theirs.run(X[:5])
+                    contenders["reservoirpy 0.4.2"] = lambda t=theirs, X=X: (t.reset(), t.run(X))
+                samples: dict[str, list[float]] = {k: [] for k in contenders}
+                with torch.no_grad():
+                    for fn in contenders.values():
+                        fn()  # warm-up
+                    for _ in range(blocks):
+                        for label, fn in contenders.items():
+                            start = time.perf_counter()
+                            fn()
+                            samples[label].append(time.perf_counter() - start)
+                reference = float(np.median(samples["reference loop (autograd path)"]))
+                for label, values in samples.items():
+                    med = float(np.median(values))
+                    lines.append(
+                        f"| {str(dtype).removeprefix('torch.')} | {density:g} | {batch} | "
+                        f"{length} | {label} | {med:.3f} s | {med / length * 1e6:.1f} | "
+                        f"{reference / med:.2f}× |")
     return "\n".join(lines)
 
 
@@ -149,16 +156,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-steps", type=int, default=2_000, help="T for B = 32")
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--no-reservoirpy", action="store_true")
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.2, 0.3])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 32])
+    parser.add_argument("--skip-kernels", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    patch.check_bitwise(0)
-    print(f"torch {torch.__version__}, threads {args.threads}; candidate patch reproduces the "
-          "shipped loop bit for bit (checked).\n")
-    print("## Kernels (one call)\n")
-    print(kernel_table(args.blocks))
-    print("\n## Reservoir.run, shipped vs candidate levels\n")
-    print(loop_table(args.steps, args.batch_steps, args.blocks, not args.no_reservoirpy))
+    print(f"torch {torch.__version__}, threads {args.threads}\n")
+    if not args.skip_kernels:
+        print("## Kernels (one call)\n")
+        print(kernel_table(args.blocks))
+    print("\n## run_reservoir: reference loop vs the in-place loop with CSR and dense W\n")
+    print(loop_table(args.steps, args.batch_steps, args.blocks, not args.no_reservoirpy,
+                     args.densities, args.batches))
 
 
 if __name__ == "__main__":

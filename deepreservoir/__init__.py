@@ -6,7 +6,7 @@ trained only through small readouts and adapters.
 
 from torch import float32, float64
 
-from deepreservoir import families, functional, io, seeding, training
+from deepreservoir import analysis, families, functional, io, seeding, training
 from deepreservoir._version import __version__
 from deepreservoir.adapt import adapt, merge
 from deepreservoir.errors import (
@@ -66,6 +66,7 @@ __all__ = [
     "TrainingError",
     "__version__",
     "adapt",
+    "analysis",
     "families",
     "float32",
     "float64",

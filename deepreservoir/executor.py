@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import networkx as nx
 import torch
 from torch import Tensor
 
@@ -28,7 +29,7 @@ from deepreservoir.data import SequenceBatch, as_batch
 from deepreservoir.errors import DataError, GraphError, NotFittedError, ParameterError
 from deepreservoir.graph import Edge, Model
 
-__all__ = ["build_model", "fit_model", "forward_model", "run_model", "step_model"]
+__all__ = ["build_model", "fit_model", "forward_model", "run_model", "states_model", "step_model"]
 
 
 # --------------------------------------------------------------------- helpers
@@ -55,7 +56,8 @@ def _edge_width(model: Model, edge: Edge, dims: dict[str, int]) -> int:
 
 
 def build_model(model: Model, input_features: Mapping[str, int],
-                target_dims: Mapping[str, int]) -> dict[str, int]:
+                target_dims: Mapping[str, int], only: set[str] | None = None
+                ) -> dict[str, int]:
     """Infer every node's input and output size and build the unbuilt nodes.
 
     Parameters
@@ -65,11 +67,13 @@ def build_model(model: Model, input_features: Mapping[str, int],
         Number of external features for each input node.
     target_dims : mapping
         Target size for each closed-form node being fitted.
+    only : set of str, optional
+        Build only these nodes (a set closed under ancestors); default all.
 
     Returns
     -------
     dict
-        Output size of every node.
+        Output size of every node built.
 
     Raises
     ------
@@ -85,8 +89,10 @@ def build_model(model: Model, input_features: Mapping[str, int],
             out_dims[name] = static
         elif name in target_dims:
             out_dims[name] = int(target_dims[name])
-    keys = model.seed_keys()
+    keys = None  # derived only when a node still has to be built
     for name in order:
+        if only is not None and name not in only:
+            continue
         node = model.nodes[name]
         parts: list[tuple[str, int]] = []
         if name in input_features:
@@ -106,6 +112,8 @@ def build_model(model: Model, input_features: Mapping[str, int],
                 f"but receives {width} ({senders})."
             )
         if not node.built:
+            if keys is None:
+                keys = model.seed_keys()
             node.build(width, keys[name], target_dims.get(name))
         out_dims[name] = int(node.output_dim)
     return out_dims
@@ -173,7 +181,7 @@ def _fresh_state(model: Model, batch_size: int, out_dims: dict[str, int], dtype,
     edges = {
         (e.source, e.target): torch.zeros(batch_size, e.delay, out_dims[e.source], dtype=dtype,
                                           device=device)
-        for e in model.edges if e.delay > 0
+        for e in model.edges if e.delay > 0 and e.source in out_dims
     }
     return {"batch": batch_size, "nodes": nodes, "edges": edges}
 
@@ -214,7 +222,8 @@ def _gather(model: Model, name: str, external: Mapping[str, Tensor],
 
 
 def execute(model: Model, external: Mapping[str, Tensor], lengths: Tensor | None, state: dict,
-            forced: Mapping[str, Tensor] | None = None, collect: set[str] = frozenset()
+            forced: Mapping[str, Tensor] | None = None, collect: set[str] = frozenset(),
+            only: set[str] | None = None
             ) -> tuple[dict[str, Tensor], dict, dict[str, Tensor]]:
     """Run the graph over one stretch of time.
 
@@ -232,6 +241,9 @@ def execute(model: Model, external: Mapping[str, Tensor], lengths: Tensor | None
         Outputs imposed on nodes (teacher forcing); those nodes are not run.
     collect : set of str
         Nodes whose inputs are returned.
+    only : set of str, optional
+        Run only these nodes; the set must be closed under ancestors (every
+        node feeding one of them, through any edge, is in it). Default: all.
 
     Returns
     -------
@@ -243,16 +255,18 @@ def execute(model: Model, external: Mapping[str, Tensor], lengths: Tensor | None
     """
     forced = forced or {}
     if model.is_acyclic():
-        return _execute_sequence(model, external, lengths, state, forced, collect)
-    return _execute_steps(model, external, lengths, state, forced, collect)
+        return _execute_sequence(model, external, lengths, state, forced, collect, only)
+    return _execute_steps(model, external, lengths, state, forced, collect, only)
 
 
-def _execute_sequence(model, external, lengths, state, forced, collect):
+def _execute_sequence(model, external, lengths, state, forced, collect, only=None):
     outputs: dict[str, Tensor] = {}
     collected: dict[str, Tensor] = {}
     new_nodes = dict(state["nodes"])
     new_edges = dict(state["edges"])
     for name in model.sequence_order():
+        if only is not None and name not in only:
+            continue
         shifted = {}
         for edge in model.in_edges(name):
             if edge.delay > 0:
@@ -273,11 +287,12 @@ def _execute_sequence(model, external, lengths, state, forced, collect):
     return outputs, {"batch": state["batch"], "nodes": new_nodes, "edges": new_edges}, collected
 
 
-def _execute_steps(model, external, lengths, state, forced, collect):
-    order = model.execution_order()
+def _execute_steps(model, external, lengths, state, forced, collect, only=None):
+    order = [name for name in model.execution_order() if only is None or name in only]
     steps = next(iter(external.values())).shape[1]
     node_states = dict(state["nodes"])
-    buffers = dict(state["edges"])
+    buffers = {key: buffer for key, buffer in state["edges"].items()
+               if only is None or key[0] in only}
     history: dict[str, list[Tensor]] = {name: [] for name in order}
     inputs_seen: dict[str, list[Tensor]] = {name: [] for name in collect}
     valid = None
@@ -313,7 +328,8 @@ def _execute_steps(model, external, lengths, state, forced, collect):
             history[name].append(step_outputs[name])
     outputs = {name: torch.stack(values, dim=1) for name, values in history.items()}
     collected = {name: torch.stack(values, dim=1) for name, values in inputs_seen.items()}
-    return outputs, {"batch": state["batch"], "nodes": node_states, "edges": buffers}, collected
+    edges = {**state["edges"], **buffers}
+    return outputs, {"batch": state["batch"], "nodes": node_states, "edges": edges}, collected
 
 
 def _restore(model: Model, reference: SequenceBatch, outputs: Mapping[str, Tensor]):
@@ -323,12 +339,14 @@ def _restore(model: Model, reference: SequenceBatch, outputs: Mapping[str, Tenso
     return {name: reference.restore(outputs[name]) for name in names}
 
 
-def _prepare(model: Model, X: Any, targets: Mapping[str, int] | None = None):
+def _prepare(model: Model, X: Any, targets: Mapping[str, int] | None = None,
+             only: set[str] | None = None):
     dtype, device = model_dtype_device(model)
     batches, reference = _input_batches(model, X, dtype, device)
-    build_model(model, {n: b.features for n, b in batches.items()}, targets or {})
+    build_model(model, {n: b.features for n, b in batches.items()}, targets or {}, only)
     _input_batches(model, X, dtype, device)  # re-check feature counts after building
-    out_dims = {name: int(node.output_dim) for name, node in model.nodes.items()}
+    out_dims = {name: int(node.output_dim) for name, node in model.nodes.items()
+                if node.output_dim is not None}
     return batches, reference, out_dims, dtype, device
 
 
@@ -346,8 +364,60 @@ def run_model(model: Model, X: Any, *, reset: bool = False):
     return _restore(model, reference, outputs)
 
 
-def _require_fitted(model: Model, exclude: set[str] = frozenset()) -> None:
+def states_model(model: Model, X: Any, *, nodes: Any = None, reset: bool = False,
+                 inputs: bool = False) -> dict:
+    """Implementation of :meth:`Model.states`: every (or some) node's output or input.
+
+    The same executor as :func:`run_model` runs the graph; with ``nodes`` given
+    only those nodes and their ancestors run, and the model's kept state is left
+    as it was.
+    """
+    if not isinstance(reset, bool):
+        raise ParameterError(f"The 'reset' parameter of states must be a bool. Got {reset!r}.")
+    if not isinstance(inputs, bool):
+        raise ParameterError(f"The 'inputs' parameter of states must be a bool. Got {inputs!r}.")
+    wanted = _wanted_nodes(model, nodes)
+    only = None
+    if nodes is not None:
+        only = set(wanted)
+        for name in wanted:
+            only |= nx.ancestors(model.graph, name)
+    batches, reference, out_dims, dtype, device = _prepare(model, X, only=only)
+    _require_fitted(model, include=only)
+    state = _current_state(model, reference.batch_size, out_dims, dtype, device, reset)
+    with torch.no_grad():
+        outputs, new_state, received = execute(
+            model, {n: b.values for n, b in batches.items()}, reference.lengths, state,
+            collect=set(wanted) if inputs else frozenset(), only=only)
+    if only is None:
+        model._state = new_state
+    chosen = received if inputs else outputs
+    return {name: reference.restore(chosen[name]) for name in wanted}
+
+
+def _wanted_nodes(model: Model, nodes: Any) -> list[str]:
+    if nodes is None:
+        return list(model.sequence_order() if model.is_acyclic() else model.execution_order())
+    names = [nodes] if isinstance(nodes, str) else nodes
+    try:
+        names = list(names)
+    except TypeError:
+        names = None
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ParameterError(
+            f"The 'nodes' parameter of states must be a node name or a non-empty list of "
+            f"names. Got {nodes!r}."
+        )
+    for name in names:
+        model.node(name)  # a GraphError listing the nodes when the name is unknown
+    return list(dict.fromkeys(names))
+
+
+def _require_fitted(model: Model, exclude: set[str] = frozenset(),
+                    include: set[str] | None = None) -> None:
     for name, node in model.nodes.items():
+        if include is not None and name not in include:
+            continue
         if node.closed_form and name not in exclude and not getattr(node, "fitted", True):
             raise NotFittedError(
                 f"Node '{name}' is not fitted yet: call model.fit(X, Y) before run()."

@@ -37,8 +37,9 @@ everywhere (see :mod:`deepreservoir.seeding`).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,6 +90,15 @@ class Family:
 
     name: ClassVar[str] = ""
 
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            object.__setattr__(self, field.name, _canonical_number(value, str(field.type)))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Raise :class:`ParameterError` for an invalid parameter (subclasses)."""
+
     def spec(self) -> dict[str, Any]:
         """The JSON-able spec: ``{"name": ..., **parameters}``."""
         return {"name": self.name, **asdict(self)}
@@ -117,18 +127,40 @@ class Family:
         return 1.0 / math.sqrt(max(fan_in, 1)) if scale is None else float(scale)
 
 
+def _canonical_number(value: Any, annotation: str) -> Any:
+    """One Python type per parameter, so equal families have equal specs and keys.
+
+    ``Normal(scale=1)`` and ``Normal(scale=1.0)`` compare equal, so they must
+    give the same JSON spec (which keys the tensor): real numbers in a field
+    annotated ``float`` become ``float``, integers in a field annotated ``int``
+    (``bits``, ``nu``) become ``int``. Bools and other types are left for
+    validation to reject.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    if annotation.startswith("float"):
+        return float(value)
+    if annotation.startswith("int") and isinstance(value, numbers.Integral):
+        return int(value)
+    return value
+
+
+def _is_finite_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_positive(family: str, name: str, value: float | None, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+    if not _is_finite_real(value) or not value > 0:
         raise ParameterError(
-            f"The '{name}' parameter of the {family} family must be a float > 0"
+            f"The '{name}' parameter of the {family} family must be a finite float > 0"
             f"{' or None' if allow_none else ''}. Got {format_value(value)}."
         )
 
 
 def _check_probability(family: str, name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+    if not _is_finite_real(value) or not 0 < value < 1:
         raise ParameterError(
             f"The '{name}' parameter of the {family} family must be a float in (0, 1). "
             f"Got {format_value(value)}."
@@ -142,7 +174,7 @@ class Normal(Family):
     name: ClassVar[str] = "normal"
     scale: float | None = None
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "scale", self.scale)
 
     def _draw(self, key, fan_in, fan_out):
@@ -156,7 +188,7 @@ class TruncatedNormal(Family):
     name: ClassVar[str] = "truncated_normal"
     scale: float | None = None
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "scale", self.scale)
 
     def _draw(self, key, fan_in, fan_out):
@@ -171,7 +203,7 @@ class Uniform(Family):
     name: ClassVar[str] = "uniform"
     a: float = 0.1
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "a", self.a, allow_none=False)
 
     def _draw(self, key, fan_in, fan_out):
@@ -189,7 +221,7 @@ class Orthogonal(Family):
     name: ClassVar[str] = "orthogonal"
     gain: float = 1.0
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "gain", self.gain, allow_none=False)
 
     def _draw(self, key, fan_in, fan_out):
@@ -222,6 +254,13 @@ class KaimingUniform(Family):
 
     name: ClassVar[str] = "kaiming_uniform"
     a: float = math.sqrt(5.0)
+
+    def _validate(self) -> None:
+        if not _is_finite_real(self.a):
+            raise ParameterError(
+                f"The 'a' parameter of the {self.name} family must be a finite float. "
+                f"Got {format_value(self.a)}."
+            )
 
     def _draw(self, key, fan_in, fan_out):
         bound = math.sqrt(6.0 / ((1.0 + self.a**2) * max(fan_in, 1)))
@@ -260,7 +299,7 @@ class SpectralRadius(Family):
     name: ClassVar[str] = "spectral_radius"
     radius: float = 0.95
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "radius", self.radius, allow_none=False)
 
     def _draw(self, key, fan_in, fan_out):
@@ -282,7 +321,7 @@ class Cauchy(Family):
     scale: float = 0.1
     clip: float = 10.0
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "scale", self.scale, allow_none=False)
         _check_positive(self.name, "clip", self.clip, allow_none=False)
 
@@ -298,7 +337,7 @@ class Laplace(Family):
     name: ClassVar[str] = "laplace"
     b: float = 0.1
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "b", self.b, allow_none=False)
 
     def _draw(self, key, fan_in, fan_out):
@@ -315,7 +354,7 @@ class StudentT(Family):
     nu: int = 3
     scale: float | None = None
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         if not isinstance(self.nu, int) or isinstance(self.nu, bool) or not 1 <= self.nu <= 64:
             raise ParameterError(
                 f"The 'nu' parameter of the student_t family must be an int in [1, 64]. "
@@ -340,7 +379,7 @@ class Mixture(Family):
     scale1: float = 0.05
     scale2: float = 0.5
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_probability(self.name, "weight", self.weight)
         _check_positive(self.name, "scale1", self.scale1, allow_none=False)
         _check_positive(self.name, "scale2", self.scale2, allow_none=False)
@@ -358,7 +397,7 @@ class SparseNormal(Family):
     zero_fraction: float = 0.2
     scale: float | None = None
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_probability(self.name, "zero_fraction", self.zero_fraction)
         _check_positive(self.name, "scale", self.scale)
 
@@ -378,7 +417,7 @@ class ErdosRenyi(Family):
     p: float = 0.2
     scale: float | None = None
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_probability(self.name, "p", self.p)
         _check_positive(self.name, "scale", self.scale)
 
@@ -395,7 +434,7 @@ class Beta(Family):
     name: ClassVar[str] = "beta"
     half_width: float = 0.1
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "half_width", self.half_width, allow_none=False)
 
     def _draw(self, key, fan_in, fan_out):
@@ -410,7 +449,7 @@ class Exponential(Family):
     name: ClassVar[str] = "exponential"
     rate: float = 10.0
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "rate", self.rate, allow_none=False)
 
     def _draw(self, key, fan_in, fan_out):
@@ -429,7 +468,7 @@ class Quantized(Family):
     clip: float = 3.0
     scale: float | None = None
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         bits_ok = isinstance(self.bits, int) and not isinstance(self.bits, bool)
         if not bits_ok or not 1 <= self.bits <= 24:
             raise ParameterError(
@@ -454,7 +493,7 @@ class Binary(Family):
     name: ClassVar[str] = "binary"
     scale: float | None = None
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_positive(self.name, "scale", self.scale)
 
     def _draw(self, key, fan_in, fan_out):
@@ -539,12 +578,26 @@ def get_family(spec: str | Family | Mapping[str, Any], parameter: str = "family"
     )
 
 
+def _check_connectivity(connectivity: float) -> None:
+    if not _is_finite_real(connectivity) or not 0 < connectivity <= 1:
+        raise ParameterError(
+            f"The 'connectivity' parameter must be a float in (0, 1]. "
+            f"Got {format_value(connectivity)}."
+        )
+
+
 def connectivity_mask(node: SeedKey, role: str, shape: tuple[int, ...],
                       connectivity: float) -> np.ndarray | None:
     """Seeded Bernoulli(connectivity) mask, or ``None`` for full connectivity.
 
     The mask has its own key (role ``ROLE:mask``), so it does not depend on the family.
+
+    Raises
+    ------
+    ParameterError
+        If ``connectivity`` is not a float in (0, 1].
     """
+    _check_connectivity(connectivity)
     if connectivity >= 1.0:
         return None
     key = node.tensor(f"{role}:mask", shape, {"connectivity": float(connectivity)})
@@ -573,7 +626,13 @@ def make_weight(family: str | Family | Mapping[str, Any], node: SeedKey, role: s
     Returns
     -------
     ndarray of float64, shape ``shape``
+
+    Raises
+    ------
+    ParameterError
+        For an unknown family, a bad family parameter or ``connectivity`` outside (0, 1].
     """
+    _check_connectivity(connectivity)
     resolved = get_family(family, role)
     key = node.tensor(role, shape, resolved.spec())
     values = resolved.sample(key, fan_in, fan_out)

@@ -76,6 +76,9 @@ class Model(torch.nn.Module):
         self.graph = nx.DiGraph()
         self.seed = seed
         self._state: dict | None = None
+        # Orderings and key derivations depend only on the graph's structure; they
+        # are memoized here and dropped whenever a node or an edge is added.
+        self._structure_cache: dict = {}
         for node in nodes:
             self._add_node(node)
         for edge in edges:
@@ -95,6 +98,7 @@ class Model(torch.nn.Module):
         if existing is None:
             self.nodes[node.name] = node
             self.graph.add_node(node.name, index=len(self.graph))
+            self._structure_cache.clear()
         elif existing is not node:
             raise GraphError(
                 f"Two different nodes are named '{node.name}'; node names must be unique "
@@ -111,6 +115,13 @@ class Model(torch.nn.Module):
                 )
             return
         self.graph.add_edge(edge.source, edge.target, edge=edge)
+        self._structure_cache.clear()
+
+    def _memo(self, key: Any, compute):
+        cache = self._structure_cache
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     def _check_delay_zero_cycles(self) -> None:
         instant = nx.DiGraph()
@@ -134,20 +145,21 @@ class Model(torch.nn.Module):
 
     def in_edges(self, name: str) -> list[Edge]:
         """Edges into a node, in the order their features are concatenated."""
-        return sorted((d for _, _, d in self.graph.in_edges(name, data="edge")),
-                      key=lambda e: e.order)
+        return list(self._memo(("in_edges", name), lambda: sorted(
+            (d for _, _, d in self.graph.in_edges(name, data="edge")), key=lambda e: e.order)))
 
     @property
     def input_names(self) -> list[str]:
         """Nodes fed by external data: those without an incoming forward edge."""
-        return [n for n in self._by_index()
-                if not any(not e.feedback for e in self.in_edges(n))]
+        return list(self._memo("input_names", lambda: [
+            n for n in self._by_index() if not any(not e.feedback for e in self.in_edges(n))]))
 
     @property
     def output_names(self) -> list[str]:
         """Nodes whose outputs the model returns: those without an outgoing forward edge."""
-        return [n for n in self._by_index()
-                if not any(not d.feedback for _, _, d in self.graph.out_edges(n, data="edge"))]
+        return list(self._memo("output_names", lambda: [
+            n for n in self._by_index()
+            if not any(not d.feedback for _, _, d in self.graph.out_edges(n, data="edge"))]))
 
     def _by_index(self) -> list[str]:
         return sorted(self.graph.nodes, key=lambda n: self.graph.nodes[n]["index"])
@@ -163,6 +175,9 @@ class Model(torch.nn.Module):
     # ---------------------------------------------------------------- ordering
     def execution_order(self) -> list[str]:
         """Nodes in the order one time step evaluates them (delay-0 topological sort)."""
+        return list(self._memo("execution_order", self._compute_execution_order))
+
+    def _compute_execution_order(self) -> list[str]:
         instant = nx.DiGraph()
         instant.add_nodes_from(self.graph.nodes)
         instant.add_edges_from((u, v) for u, v, d in self.graph.edges(data="edge")
@@ -171,11 +186,14 @@ class Model(torch.nn.Module):
         return list(nx.lexicographical_topological_sort(instant, key=index.__getitem__))
 
     def is_acyclic(self) -> bool:
-        """Whether the graph, delayed edges included, has no cycle (one pass per call)."""
-        return nx.is_directed_acyclic_graph(self.graph)
+        """Whether the graph, delayed edges included, has no cycle."""
+        return self._memo("is_acyclic", lambda: nx.is_directed_acyclic_graph(self.graph))
 
     def sequence_order(self) -> list[str]:
         """Topological order over all edges; valid only for acyclic graphs."""
+        return list(self._memo("sequence_order", self._compute_sequence_order))
+
+    def _compute_sequence_order(self) -> list[str]:
         index = nx.get_node_attributes(self.graph, "index")
         return list(nx.lexicographical_topological_sort(self.graph, key=index.__getitem__))
 
@@ -188,6 +206,11 @@ class Model(torch.nn.Module):
         type and its position among that parent's children. A node with neither a
         seed nor a parent hangs below the model seed.
         """
+        # Seeds and names of nodes can change after construction (``reseed``).
+        identity = tuple((name, node.seed, node.user_name) for name, node in self.nodes.items())
+        return dict(self._memo(("seed_keys", identity), self._compute_seed_keys))
+
+    def _compute_seed_keys(self) -> dict[str, SeedKey]:
         keys: dict[str, SeedKey] = {}
         order = self.sequence_order() if self.is_acyclic() else self._forward_order()
         roots = 0
@@ -213,6 +236,9 @@ class Model(torch.nn.Module):
         return keys
 
     def _forward_order(self) -> list[str]:
+        return list(self._memo("forward_order", self._compute_forward_order))
+
+    def _compute_forward_order(self) -> list[str]:
         forward = nx.DiGraph()
         forward.add_nodes_from(self.graph.nodes)
         forward.add_edges_from((u, v) for u, v, d in self.graph.edges(data="edge")
@@ -273,6 +299,45 @@ class Model(torch.nn.Module):
         """
         from deepreservoir.executor import run_model
         return run_model(self, X, reset=reset)
+
+    def states(self, X: Any, *, nodes: Any = None, reset: bool = False,
+               inputs: bool = False) -> dict:
+        """Run the model over data and return the output of every node, by name.
+
+        The same executor as :meth:`run` computes the values, so the entry of an
+        output node equals what :meth:`run` returns for the same call.
+
+        Parameters
+        ----------
+        X : data as in :meth:`run`
+        nodes : str or list of str, optional
+            Return only these nodes. Then only they and their ancestors run
+            (nodes downstream, e.g. an unfitted Ridge, are not needed) and the
+            states kept between calls are left unchanged.
+        reset : bool
+            Start from zero states instead of the states left by the last call.
+        inputs : bool
+            Return what each node receives (its inputs concatenated in edge
+            order, delayed edges shifted) instead of its output.
+
+        Returns
+        -------
+        dict
+            Node name → values of shape (T, O) / (B, T, O) / list of (T_i, O),
+            in the layout and type of ``X`` as for :meth:`run`; keys in
+            topological order. With ``nodes=None`` the kept states advance as
+            after :meth:`run`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import deepreservoir as dr
+        >>> model = dr.Reservoir(10, seed=0, name="res") >> dr.Tanh(name="act")
+        >>> {name: out.shape for name, out in model.states(np.ones((4, 2))).items()}
+        {'res': (4, 10), 'act': (4, 10)}
+        """
+        from deepreservoir.executor import states_model
+        return states_model(self, X, nodes=nodes, reset=reset, inputs=inputs)
 
     def step(self, x: Any):
         """Advance one time step: ``x`` of shape (F,) or (B, F); keeps the state."""

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 GENERATOR = "philox4x32-10"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _M0 = np.uint64(0xD2511F53)
@@ -115,6 +115,8 @@ class SeedKey:
             raise ParameterError(
                 f"The 'seed' parameter must be {Seed().describe()}. Got {format_value(self.root)}."
             )
+        # A numpy integer seed is the same seed as the Python int (and JSON-encodable).
+        object.__setattr__(self, "root", int(self.root))
 
     def child(self, label: str) -> SeedKey:
         """The key of a node one step below this one."""
@@ -205,10 +207,13 @@ def random_uint32(key: TensorKey, n_words: int, stream: int = 0) -> np.ndarray:
 
 
 def uniform(key: TensorKey, stream: int = 0, size: int | None = None) -> np.ndarray:
-    """Uniform float64 values in the open interval (0, 1), 53 random bits each.
+    """Uniform float64 values in the open interval (0, 1), 52 random bits each.
 
-    Value ``i`` is ``(k_i + 0.5) / 2**53`` where ``k_i`` joins the top 27 bits of
-    word ``2i`` and the top 26 bits of word ``2i + 1``; it is exact in float64.
+    Value ``i`` is ``(k_i + 1/2) / 2**52``, where the 52-bit integer ``k_i`` joins
+    the top 26 bits of word ``2i`` (high half) and the top 26 bits of word
+    ``2i + 1`` (low half) of :func:`random_uint32`; both words come from counter
+    ``i // 2``. ``k_i + 1/2`` needs at most 53 significant bits, so every value is
+    exact in float64 and lies in ``[2**-53, 1 − 2**-53]``.
 
     Parameters
     ----------
@@ -224,8 +229,8 @@ def uniform(key: TensorKey, stream: int = 0, size: int | None = None) -> np.ndar
     """
     n = key.size if size is None else int(size)
     words = random_uint32(key, 2 * n, stream).astype(np.uint64).reshape(n, 2)
-    integer = ((words[:, 0] >> np.uint64(5)) << np.uint64(26)) | (words[:, 1] >> np.uint64(6))
-    return (integer.astype(np.float64) + 0.5) * (2.0 ** -53)
+    integer = ((words[:, 0] >> np.uint64(6)) << np.uint64(26)) | (words[:, 1] >> np.uint64(6))
+    return (integer.astype(np.float64) + 0.5) * (2.0 ** -52)
 
 
 def standard_normal(key: TensorKey, stream: int = 0, size: int | None = None) -> np.ndarray:

@@ -33,14 +33,24 @@ DENSE_LIMIT = 3000
 _ARPACK_K = 32
 
 
+def _check_finite(array: np.ndarray, function: str) -> None:
+    finite = np.isfinite(array)
+    if not np.all(finite):
+        raise DataError(
+            f"The 'matrix' parameter of {function} must be finite, but it contains NaN or Inf "
+            f"values ({int(finite.size - np.count_nonzero(finite))} of {finite.size} entries, "
+            f"shape {array.shape})."
+        )
+
+
 def _as_square(matrix: np.ndarray, what: str) -> np.ndarray:
     array = np.asarray(matrix, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != array.shape[1]:
         raise DataError(
-            f"The {what} is defined for a square matrix. Got shape {array.shape}."
+            f"The 'matrix' parameter of {what} must be a square matrix. "
+            f"Got shape {array.shape}."
         )
-    if not np.all(np.isfinite(array)):
-        raise DataError(f"The matrix passed to the {what} contains NaN or Inf values.")
+    _check_finite(array, what)
     return array
 
 
@@ -79,7 +89,7 @@ def spectral_radius_with_error(matrix: np.ndarray) -> tuple[float, float]:
         0 for the dense path (exact to rounding); otherwise the disagreement of
         two ARPACK runs from different starting vectors.
     """
-    array = np.ascontiguousarray(_as_square(matrix, "spectral radius"))
+    array = np.ascontiguousarray(_as_square(matrix, "spectral_radius"))
     if array.shape[0] == 0:
         return 0.0, 0.0
     if array.shape[0] <= 2:
@@ -97,6 +107,11 @@ def spectral_radius(matrix: np.ndarray) -> float:
     Returns
     -------
     float
+
+    Raises
+    ------
+    DataError
+        If ``matrix`` is not square or holds NaN or Inf.
 
     Examples
     --------
@@ -117,10 +132,19 @@ def spectral_norm(matrix: np.ndarray) -> float:
     Returns
     -------
     float
+
+    Raises
+    ------
+    DataError
+        If ``matrix`` is not 2-D or holds NaN or Inf.
     """
     array = np.asarray(matrix, dtype=np.float64)
     if array.ndim != 2:
-        raise DataError(f"The spectral norm needs a 2-D matrix. Got shape {array.shape}.")
+        raise DataError(
+            f"The 'matrix' parameter of spectral_norm must be a 2-D matrix. "
+            f"Got shape {array.shape}."
+        )
     if array.size == 0:
         return 0.0
+    _check_finite(array, "spectral_norm")
     return float(scipy.linalg.svdvals(array)[0])

@@ -466,9 +466,13 @@ def fit(model, X: Any, y: Any = None, *, epochs: int = 20, batch_size: int = 128
     Returns
     -------
     xarray.Dataset
-        History with dimension ``epoch`` and variables ``loss``, ``lr``,
-        ``seconds`` and, with validation, ``val_loss`` (and ``val_accuracy``
-        for classification). Also kept as ``model.history_``.
+        History with dimension ``epoch`` (1, 2, ...) and variables ``loss``,
+        ``lr``, ``seconds`` and, with validation, ``val_loss`` (and
+        ``val_accuracy`` for classification), all over ``epoch``; and ``beta``
+        over ``("epoch", "layer")``: each trained gate β at the end of each
+        epoch, with the ``layer`` coordinate holding node names (empty when no
+        node has a gate). Attributes ``alpha_convention``, ``loss_function``
+        and ``config`` (JSON). Also kept as ``model.history_``.
 
     Raises
     ------
@@ -559,10 +563,11 @@ def fit(model, X: Any, y: Any = None, *, epochs: int = 20, batch_size: int = 128
     total_steps = config.epochs * batches_per_epoch
 
     history: list[dict[str, float]] = []
+    gates: list[dict[str, float]] = []
     start_epoch = 0
     ckpt = None if checkpoint is None else Path(checkpoint)
     if resume and ckpt is not None and _latest(ckpt) is not None:
-        start_epoch, history = _load_checkpoint(ckpt, model, opt, config)
+        start_epoch, history, gates = _load_checkpoint(ckpt, model, opt, config)
 
     bar = None
     if verbose:
@@ -624,6 +629,7 @@ def fit(model, X: Any, y: Any = None, *, epochs: int = 20, batch_size: int = 128
                         logs[f"val_{key}"] = value
                 logs["seconds"] = time.perf_counter() - began
                 history.append(logs)
+                gates.append(_gates(model))
                 good_state = _trainable_state(model, opt)
                 if bar is not None:
                     bar.set_postfix(_postfix(epoch, config.epochs, None, history))
@@ -632,7 +638,7 @@ def fit(model, X: Any, y: Any = None, *, epochs: int = 20, batch_size: int = 128
                             f"{k}={v:.4g}" for k, v in logs.items()))
                 if ckpt is not None and ((epoch + 1) % checkpoint_every == 0
                                          or epoch + 1 == config.epochs):
-                    _write_checkpoint(ckpt, model, opt, config, epoch + 1, history)
+                    _write_checkpoint(ckpt, model, opt, config, epoch + 1, history, gates)
                 if any(_call(cb, epoch, logs, model) for cb in callbacks):
                     break
     finally:
@@ -641,7 +647,7 @@ def fit(model, X: Any, y: Any = None, *, epochs: int = 20, batch_size: int = 128
         model.eval()
     if closed:
         _closed_form(model, fit_model, data, warmup, chunk_size)
-    result = _history(history, model, config, loss)
+    result = _history(history, gates, model, config, loss)
     model.history_ = result
     return result
 
@@ -782,7 +788,18 @@ def _restore(model, opt, state: dict[str, Any]) -> None:
             node.resample(generation)
 
 
-def _history(rows: list[dict[str, float]], model, config: _Config, loss: Any):
+def _gates(model) -> dict[str, float]:
+    """The value of every trained gate β, by node name (nodes without one are left out)."""
+    values = {}
+    for name, node in model.nodes.items():
+        beta = getattr(node, "beta_", None)
+        if isinstance(beta, torch.nn.Parameter) and beta.numel() == 1:
+            values[name] = float(beta.detach())
+    return values
+
+
+def _history(rows: list[dict[str, float]], gates: list[dict[str, float]], model,
+             config: _Config, loss: Any):
     import xarray as xr
 
     keys: list[str] = []
@@ -791,11 +808,21 @@ def _history(rows: list[dict[str, float]], model, config: _Config, loss: Any):
     epochs = np.arange(1, len(rows) + 1)
     data = {k: ("epoch", np.array([row.get(k, np.nan) for row in rows], dtype=float))
             for k in keys}
+    layers: list[str] = []
+    for row in gates:
+        layers.extend(k for k in row if k not in layers)
+    beta = np.array([[row.get(k, np.nan) for k in layers] for row in gates],
+                    dtype=float).reshape(len(gates), len(layers))
+    data["beta"] = (("epoch", "layer"), beta, {
+        "long_name": "gate β at the end of each epoch",
+        "description": "one column per node with a trained scalar gate (Scaffold, "
+                       "LoRAReadout or Reservoir with r > 0, BetaGate)"})
     conventions = model.alpha_convention() if hasattr(model, "alpha_convention") else {}
     attrs = {"loss_function": loss if isinstance(loss, str) else "callable",
              "alpha_convention": json.dumps(conventions, ensure_ascii=False),
              "config": json.dumps(config.fingerprint())}
-    return xr.Dataset(data, coords={"epoch": epochs}, attrs=attrs)
+    return xr.Dataset(data, coords={"epoch": epochs, "layer": np.array(layers, dtype=str)},
+                      attrs=attrs)
 
 
 # ------------------------------------------------------------- checkpoints
@@ -810,7 +837,7 @@ def _latest(directory: Path | None) -> Path | None:
 
 
 def _write_checkpoint(directory: Path, model, opt, config: _Config, epoch: int,
-                      history: list[dict[str, float]]) -> None:
+                      history: list[dict[str, float]], gates: list[dict[str, float]]) -> None:
     from safetensors.torch import save_file
 
     from deepreservoir import io
@@ -825,7 +852,7 @@ def _write_checkpoint(directory: Path, model, opt, config: _Config, epoch: int,
     tensors, scalars = _flatten_optimizer(opt.state_dict())
     save_file(tensors, str(staging / "optimizer.safetensors"))
     meta = {"format": "deepreservoir-checkpoint", "version": CHECKPOINT_VERSION,
-            "epoch": epoch, "config": config.fingerprint(), "history": history,
+            "epoch": epoch, "config": config.fingerprint(), "history": history, "gates": gates,
             "optimizer": scalars,
             "generations": {n.name: n.generation_ for n in _scaffold_nodes(model)}}
     (staging / "trainer.json").write_text(json.dumps(meta, indent=1))
@@ -865,7 +892,7 @@ def _flatten_optimizer(state: dict) -> tuple[dict[str, Tensor], dict]:
 
 
 def _load_checkpoint(directory: Path, model, opt, config: _Config
-                     ) -> tuple[int, list[dict[str, float]]]:
+                     ) -> tuple[int, list[dict[str, float]], list[dict[str, float]]]:
     from safetensors.torch import load_file
 
     from deepreservoir import io
@@ -903,4 +930,6 @@ def _load_checkpoint(directory: Path, model, opt, config: _Config
             key: (tensors[f"{index}.{key}"] if value == "tensor" else value)
             for key, value in entry.items()}
     opt.load_state_dict(state)
-    return int(meta["epoch"]), list(meta["history"])
+    history = list(meta["history"])
+    gates = list(meta.get("gates", [{} for _ in history]))
+    return int(meta["epoch"]), history, gates

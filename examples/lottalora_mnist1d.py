@@ -48,9 +48,10 @@ def main() -> None:
     report = lotta.footprint()
     print(f"trainable parameters: {report.trainable:,} vs {full.footprint().trainable:,} "
           f"({100 * report.trainable / full.footprint().trainable:.1f} %)")
-    betas = [round(float(node.beta_.detach()), 3) for node in lotta.nodes.values()
-             if getattr(node, "beta_", None) is not None]
-    print("β per layer:", betas)
+    final = history.beta.isel(epoch=-1)  # the history holds β per layer and epoch
+    print("β per layer after training:",
+          {str(layer): round(float(value), 3) for layer, value in zip(final.layer.values,
+                                                                      final.values)})
 
     with tempfile.TemporaryDirectory() as folder:
         path = lotta.save(Path(folder) / "mnist1d.dr")

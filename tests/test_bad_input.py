@@ -173,7 +173,7 @@ def test_delay_zero_cycle_names_the_cycle():
 
 
 def test_dimension_mismatch_names_both_nodes():
-    source = dr.Reservoir(7, name="source", seed=0)
+    source = dr.Reservoir(7, rc_connectivity=1.0, name="source", seed=0)
     target = dr.Reservoir(5, input_dim=3, name="target")
     with pytest.raises(GraphError, match=r"node 'target' expects 3 input features but receives 7 "
                                          r"\('source': 7\)"):

@@ -6,6 +6,7 @@ import torch
 
 import deepreservoir as dr
 from deepreservoir import functional as F
+from deepreservoir.graph import Edge
 
 
 def _series(steps=80, features=1, seed=0):
@@ -294,3 +295,107 @@ def test_scaling_rules():
     raw.run(data)
     # the same unscaled draw underlies all three
     np.testing.assert_allclose(raw.W_.numpy() * norm.W_scale_, norm.W_.numpy(), rtol=1e-15)
+
+
+# ------------------------------------------------------- the in-place reservoir loop
+def _plain_loop(state, drive, W, lr, activation, lengths=None):
+    """The update rule one step at a time, with fresh tensors (the reference)."""
+    outputs = []
+    for t in range(drive.shape[1]):
+        pre = F.recurrent_matmul(state, W) + drive[:, t]
+        new_state = (1.0 - lr) * state + lr * activation(pre) if lr != 1.0 else activation(pre)
+        if lengths is not None:
+            new_state = torch.where((t < lengths)[:, None], new_state, state)
+        state = new_state
+        outputs.append(state)
+    return torch.stack(outputs, dim=1), state
+
+
+def _sparse_matrix(units, density, seed, dtype):
+    gen = torch.Generator().manual_seed(seed)
+    dense = torch.randn(units, units, generator=gen, dtype=torch.float64)
+    dense *= 0.1 * (torch.rand(units, units, generator=gen, dtype=torch.float64) < density)
+    return dense.to(dtype)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr64", "csr32"])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("lr", [1.0, 0.3])
+@pytest.mark.parametrize("activation", ["tanh", "identity", "relu"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_in_place_loop_is_bitwise_the_plain_loop(layout, batch, lr, activation, dtype):
+    import warnings
+
+    dense = _sparse_matrix(60, 0.1, 0, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        W = {"dense": dense, "csr64": dense.to_sparse_csr(), "csr32": F.csr_operator(dense)}
+    W = W[layout]
+    gen = torch.Generator().manual_seed(1)
+    drive = torch.randn(batch, 50, 60, generator=gen, dtype=torch.float64).to(dtype)
+    state = torch.randn(batch, 60, generator=gen, dtype=torch.float64).to(dtype)
+    lengths = torch.tensor([50, 21, 4])[:batch] if batch > 1 else None
+    act = F.get_activation(activation)
+    want_states, want_final = _plain_loop(state, drive, W, lr, act, lengths)
+    drive_before, state_before = drive.clone(), state.clone()
+    with torch.no_grad():
+        got_states, got_final = F.run_reservoir(state, drive, W, lr, act, lengths)
+        aliased = drive.clone()
+        over_states, over_final = F.run_reservoir(state, aliased, W, lr, act, lengths,
+                                                  out=aliased)
+    for got in (got_states, over_states):
+        assert torch.equal(got, want_states)
+    for got in (got_final, over_final):
+        assert torch.equal(got, want_final)
+    assert over_states.data_ptr() == aliased.data_ptr()
+    assert torch.equal(drive, drive_before) and torch.equal(state, state_before)
+
+
+def test_csr_operator_has_int32_indices_and_the_same_entries():
+    dense = _sparse_matrix(40, 0.2, 3, torch.float64)
+    csr = F.csr_operator(dense)
+    assert csr.layout == torch.sparse_csr
+    assert csr.crow_indices().dtype == torch.int32 and csr.col_indices().dtype == torch.int32
+    assert torch.equal(csr.to_dense(), dense)
+    assert F.csr_operator(csr) is csr
+
+
+def test_loop_with_gradient_uses_autograd_and_matches():
+    dense = _sparse_matrix(30, 0.3, 4, torch.float64)
+    drive = torch.randn(2, 20, 30, dtype=torch.float64, requires_grad=True)
+    state = torch.zeros(2, 30, dtype=torch.float64)
+    states, _ = F.run_reservoir(state, drive, dense, 0.5, torch.tanh)
+    assert states.requires_grad
+    states.sum().backward()
+    assert drive.grad is not None and torch.isfinite(drive.grad).all()
+    with torch.no_grad():
+        again, _ = F.run_reservoir(state, drive, dense, 0.5, torch.tanh)
+    assert torch.equal(again, states.detach())
+
+
+def test_node_run_is_bitwise_the_plain_loop():
+    reservoir = dr.Reservoir(80, sr=0.9, lr=0.3, bias_scaling=0.5, seed=4,
+                             dtype=torch.float64)
+    data = torch.as_tensor(np.stack([_series(60, 2, seed=s) for s in range(3)]))
+    states = reservoir.run(data)
+    drive = F.reservoir_drive(data, reservoir.Win_, reservoir.bias_)
+    want, _ = _plain_loop(torch.zeros(3, 80, dtype=torch.float64), drive,
+                          reservoir.recurrent_operator(3), 0.3, torch.tanh)
+    assert torch.equal(states, want)
+
+
+def test_structure_cache_follows_graph_and_seed_changes():
+    """Orderings and seed keys are memoized, but never stale."""
+    first, second = dr.Reservoir(5, name="first"), dr.Reservoir(5, name="second")
+    model = first >> second
+    assert model.execution_order() == ["first", "second"]
+    before = model.seed_keys()
+    model._add_node(dr.Ridge(name="head"))
+    model._add_edge(Edge("second", "head", 0, False, 99))
+    assert model.execution_order() == ["first", "second", "head"]
+    assert model.output_names == ["head"]
+    assert [e.source for e in model.in_edges("head")] == ["second"]
+    first.seed = 12
+    after = model.seed_keys()
+    assert after["first"] != before["first"]
+    assert after["first"] == dr.seeding.SeedKey(12, "")

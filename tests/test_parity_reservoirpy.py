@@ -182,3 +182,33 @@ def test_esn_ridge_matches_reservoirpy(features, lr):
     # ...and "run continues from the end of training" matters: from a zero state the
     # first predictions differ far beyond the tolerance.
     assert np.max(np.abs(ours_model.run(X_test, reset=True)[:10] - theirs[:10])) > 1e-4
+
+
+@pytest.mark.parametrize("density", [0.1, 0.3], ids=["csr-W", "dense-W-for-large-batch"])
+def test_large_batch_matches_reservoirpy_series_by_series(density):
+    # B = 20 crosses the batch size at which our CPU reservoir switches from CSR to
+    # dense W at 30 % density; at 10 % it stays CSR (an (N, N) by (N, B) CSR product).
+    W, Win, bias = _weights(N_UNITS, 1, density, seed=8)
+    X = np.stack([_signal(500, 1, seed=s) for s in range(20)])  # (20, 500, 1)
+    ours_node = _ours(W, Win, bias, 0.3)
+    ours = ours_node.run(X)
+    layout = ours_node.recurrent_operator(20).layout
+    assert layout == (torch.sparse_csr if density == 0.1 else torch.strided)
+
+    theirs = np.asarray(_theirs(W, Win, bias, 0.3).run(X))
+    assert ours.shape == theirs.shape == (20, 500, N_UNITS)
+    assert np.max(np.abs(ours - theirs)) < STATE_TOL
+
+
+def test_benchmark_sized_reservoir_matches_reservoirpy():
+    # The size of the speed benchmark: N = 1000 at 10 % density, 2,000 steps.
+    rng = np.random.default_rng(9)
+    W = rng.standard_normal((1000, 1000)) * (rng.random((1000, 1000)) < 0.1)
+    W *= 0.9 / np.sqrt(0.1 * 1000)  # spectral radius about 0.9 (circular law), no eigvals
+    Win = rng.uniform(-0.5, 0.5, size=(1000, 1)) * (rng.random((1000, 1)) < 0.1)
+    bias = rng.uniform(-0.2, 0.2, size=1000)
+    X = _signal(STEPS, 1, seed=11)
+    theirs = _theirs(W, Win, bias, 0.3).run(X)
+    ours = _ours(W, Win, bias, 0.3).run(X)
+    assert np.max(np.abs(ours - theirs)) < STATE_TOL
+    assert 0.05 < np.std(theirs) < 0.9

@@ -77,7 +77,7 @@ def test_philox_batches_are_elementwise():
 
 def test_generator_is_named_and_versioned():
     assert GENERATOR == "philox4x32-10"
-    assert GENERATOR_VERSION == 1
+    assert GENERATOR_VERSION == 2
 
 
 # ---------------------------------------------------------------------------- word layout
@@ -143,56 +143,61 @@ def fake_words(monkeypatch, first, second):
 
 
 def words_for(k):
-    """The two 32-bit words whose top 27 and 26 bits form the 53-bit integer ``k``."""
-    return (k >> 26) << 5, (k & ((1 << 26) - 1)) << 6
+    """The two 32-bit words whose top 26 bits each form the 52-bit integer ``k``."""
+    return (k >> 26) << 6, (k & ((1 << 26) - 1)) << 6
 
 
 def test_uniform_smallest_value(monkeypatch):
     fake_words(monkeypatch, 0, 0)
     u = uniform(tensor_key(shape=(4,)))
-    assert np.all(u == 2.0**-54)
+    assert np.all(u == 2.0**-53)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="seeding.uniform: for k = 2**53 - 1 (all 53 bits set) (k + 0.5) rounds to 2**53 "
-    "in float64, so the value is exactly 1.0, outside the documented open interval",
-)
 def test_uniform_largest_value_is_below_one(monkeypatch):
     fake_words(monkeypatch, 0xFFFFFFFF, 0xFFFFFFFF)
     u = uniform(tensor_key(shape=(4,)))
+    assert np.all(u == 1.0 - 2.0**-53)
     assert np.all(u < 1.0)
-    assert np.all(np.isfinite(seeding.standard_normal(tensor_key(shape=(4,)))))
-    assert np.all(seeding.standard_normal(tensor_key(shape=(4,))) > 8.0)
+    z = seeding.standard_normal(tensor_key(shape=(4,)))
+    assert np.all(np.isfinite(z))
+    assert np.all(z > 8.0)
 
 
-@pytest.mark.parametrize("k", [0, 1, 12345, 2**40 + 3, 2**52 - 1])
-def test_uniform_is_exactly_k_plus_half_below_one_half(monkeypatch, k):
+def test_uniform_ignores_the_low_six_bits_of_each_word(monkeypatch):
+    fake_words(monkeypatch, 0x3F, 0x3F)
+    assert np.all(uniform(tensor_key(shape=(2,))) == 2.0**-53)
+
+
+@pytest.mark.parametrize(
+    "k", [0, 1, 12345, 2**40 + 3, 2**51 - 1, 2**51, 2**51 + 1, 2**52 - 2, 2**52 - 1])
+def test_uniform_is_exactly_k_plus_half_over_2_to_the_52(monkeypatch, k):
     fake_words(monkeypatch, *words_for(k))
     u = uniform(tensor_key(shape=(2,)))
-    assert Fraction(float(u[0])) == Fraction(2 * k + 1, 2**54)
+    assert Fraction(float(u[0])) == Fraction(2 * k + 1, 2**53)
+    assert Fraction(float(u[1])) == Fraction(2 * k + 1, 2**53)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="seeding.uniform: (k + 0.5) is not exact in float64 for k >= 2**52, so values "
-    "in [0.5, 1) are rounded and are not the documented (k + 1/2) / 2**53",
-)
-@pytest.mark.parametrize("k", [2**52, 2**52 + 1, 2**53 - 2])
-def test_uniform_is_exactly_k_plus_half_above_one_half(monkeypatch, k):
-    fake_words(monkeypatch, *words_for(k))
-    u = uniform(tensor_key(shape=(2,)))
-    assert Fraction(float(u[0])) == Fraction(2 * k + 1, 2**54)
-
-
-def test_uniform_matches_the_documented_bit_layout_below_one_half():
+def test_uniform_matches_the_documented_bit_layout():
     key = tensor_key(shape=(5000,))
     w = random_uint32(key, 10_000).astype(np.uint64)
-    k = ((w[0::2] >> np.uint64(5)) << np.uint64(26)) | (w[1::2] >> np.uint64(6))
+    k = ((w[0::2] >> np.uint64(6)) << np.uint64(26)) | (w[1::2] >> np.uint64(6))
     u = uniform(key)
-    low = k < 2**52
-    assert 2000 < low.sum() < 3000
-    assert np.array_equal(u[low], (k[low].astype(np.float64) + 0.5) * 2.0**-53)
+    assert 2000 < (k < 2**51).sum() < 3000  # both halves of (0, 1) are covered
+    exact = [Fraction(2 * int(v) + 1, 2**53) for v in k[:200]]
+    assert [Fraction(float(v)) for v in u[:200]] == exact
+    assert np.array_equal(u, (k.astype(np.float64) + 0.5) * 2.0**-52)
+
+
+@pytest.mark.parametrize("stream", [0, 3])
+def test_uniform_i_uses_words_2i_and_2i_plus_1_of_counter_i_div_2(stream):
+    key = tensor_key(shape=(7,))
+    u = uniform(key, stream)
+    for i in range(7):
+        counter = np.array([[i // 2, 0, stream, 0]], dtype=np.uint64)
+        block = philox4x32(counter, key.philox_key)[0].astype(np.uint64)
+        high, low = block[2 * (i % 2)], block[2 * (i % 2) + 1]
+        k = (int(high) >> 6 << 26) | (int(low) >> 6)
+        assert Fraction(float(u[i])) == Fraction(2 * k + 1, 2**53)
 
 
 @settings(max_examples=40, deadline=None)
@@ -424,15 +429,12 @@ def test_seed_key_accepts_the_valid_range(seed):
     assert uniform(key).shape == (2,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SeedKey accepts numpy integer seeds (constraints.Seed uses numbers.Integral) but "
-    "SeedKey.tensor -> TensorKey.__post_init__ json-encodes the root and raises TypeError "
-    "'Object of type int64 is not JSON serializable'",
-)
-def test_numpy_integer_seed_gives_the_same_key_as_int():
+@pytest.mark.parametrize("root", [np.int64(5), np.uint32(5), np.int8(5)])
+def test_numpy_integer_seed_gives_the_same_key_as_int(root):
     expected = SeedKey(5, "n").tensor("W", (3,), "normal").philox_key
-    assert SeedKey(np.int64(5), "n").tensor("W", (3,), "normal").philox_key == expected
+    key = SeedKey(root, "n")
+    assert key == SeedKey(5, "n") and type(key.root) is int
+    assert key.tensor("W", (3,), "normal").philox_key == expected
 
 
 # ---------------------------------------------------------------------------- fingerprint

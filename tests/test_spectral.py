@@ -119,7 +119,8 @@ def test_radius_of_a_non_square_input_names_the_shape(shape):
 def test_radius_of_a_non_finite_input(bad, n):
     matrix = np.eye(n)
     matrix[1, 0] = bad
-    with pytest.raises(DataError, match="spectral radius contains NaN or Inf"):
+    with pytest.raises(DataError, match=r"The 'matrix' parameter of spectral_radius must be "
+                                        r"finite, but it contains NaN or Inf values \(1 of "):
         spectral_radius(matrix)
 
 
@@ -146,14 +147,17 @@ def test_norm_of_a_non_matrix_names_the_shape():
         spectral_norm(np.ones(5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spectral.spectral_norm does not check finiteness: NaN input raises scipy's "
-    "ValueError 'array must not contain infs or NaNs' instead of a DataError",
-)
-def test_norm_of_a_non_finite_input():
-    with pytest.raises(DataError, match="NaN or Inf"):
-        spectral_norm(np.array([[np.nan, 1.0], [0.0, 1.0]]))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("shape", [(2, 2), (3, 5)])
+def test_norm_of_a_non_finite_input(bad, shape):
+    matrix = np.ones(shape)
+    matrix[0, 1] = bad
+    matrix[1, 0] = bad
+    with pytest.raises(DataError, match=r"The 'matrix' parameter of spectral_norm must be "
+                                        r"finite, but it contains NaN or Inf values \(2 of "
+                                        + re.escape(f"{shape[0] * shape[1]} entries, "
+                                                    f"shape {shape}).")):
+        spectral_norm(matrix)
 
 
 @pytest.fixture

@@ -22,10 +22,18 @@ module                 functions
                        :func:`twonn`, :func:`mle_dimension`,
                        :func:`intrinsic_dimension`
 ``sweep``              :func:`rank_sweep`, :func:`saturation_rank`
+``beta``               :func:`current_beta`, :func:`beta_history`,
+                       :func:`scaffold_share`, :func:`beta_ablation`
 ``plotting``           :func:`plot`
 =====================  ======================================================
 """
 
+from deepreservoir.analysis.beta import (
+    beta_ablation,
+    beta_history,
+    current_beta,
+    scaffold_share,
+)
 from deepreservoir.analysis.dimension import (
     intrinsic_dimension,
     mle_dimension,
@@ -60,8 +68,11 @@ __all__ = [
     "NOT_CONTRACTING",
     "VIOLATED",
     "benettin",
+    "beta_ablation",
+    "beta_history",
     "check_esp",
     "contraction_test",
+    "current_beta",
     "depth_lyapunov",
     "diagonal_scaling_bound",
     "intrinsic_dimension",
@@ -74,6 +85,7 @@ __all__ = [
     "plot",
     "rank_sweep",
     "saturation_rank",
+    "scaffold_share",
     "singular_values",
     "spectra",
     "spectral_norm",

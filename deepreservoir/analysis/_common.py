@@ -408,9 +408,10 @@ def ensure_built(target: Any, features: int, owner: str) -> Model | None:
 def layer_inputs(model: Model, inputs: Tensor, wanted: list[str], owner: str) -> dict[str, Tensor]:
     """The input sequence each wanted node receives, from one reference run of the model.
 
-    The model runs from zero states on ``inputs`` (T, F), node by node in
-    topological order (``node.forward_sequence``), and only the ancestors of
-    the wanted nodes are evaluated.
+    Calls :meth:`Model.states` with ``inputs=True`` and ``reset=True``: the
+    model's own executor runs from zero states on ``inputs`` (T, F), only the
+    ancestors of the wanted nodes are evaluated, and the states the model keeps
+    between calls are left untouched.
 
     Returns
     -------
@@ -420,7 +421,8 @@ def layer_inputs(model: Model, inputs: Tensor, wanted: list[str], owner: str) ->
     Raises
     ------
     GraphError
-        If the model has feedback or delayed edges upstream of a wanted node.
+        If the model has feedback or delayed edges upstream of a wanted node
+        (the analyses re-run each layer alone on what it received).
     """
     graph = model.graph
     needed: set[str] = set()
@@ -433,22 +435,8 @@ def layer_inputs(model: Model, inputs: Tensor, wanted: list[str], owner: str) ->
                 f"'{source}' -> '{target}' has delay {data.delay}"
                 f"{' (feedback)' if data.feedback else ''}. Pass the layer itself instead."
             )
-    dtype = next((n.dtype for n in model.nodes.values() if not n.tensorless), torch.float32)
-    device = next((n.device for n in model.nodes.values() if not n.tensorless),
-                  torch.device("cpu"))
-    outputs: dict[str, Tensor] = {}
-    received: dict[str, Tensor] = {}
-    batch = inputs.to(device=device, dtype=dtype)[None]
-    with torch.no_grad():
-        for name in model.sequence_order():
-            if name not in needed:
-                continue
-            node = model.nodes[name]
-            parents = [e.source for e in model.in_edges(name)]
-            x = batch if not parents else torch.cat([outputs[p] for p in parents], dim=-1)
-            received[name] = x.to(torch.float64)
-            outputs[name] = node.forward_sequence(x, node.initial_state(1))[0]
-    return {name: received[name] for name in wanted}
+    received = model.states(inputs[None], nodes=wanted, reset=True, inputs=True)
+    return {name: received[name].detach().to(torch.float64) for name in wanted}
 
 
 def layer_drive(layer: Layer, received: Tensor) -> Tensor:

@@ -227,6 +227,54 @@ def _plot_saturation(result: xr.Dataset, ax: Any):
     return figure
 
 
+def _plot_beta(result: xr.DataArray, ax: Any):
+    figure, (axis,) = _axes(ax, 1, (6, 4))
+    _bars(axis, _layers(result), {"β": np.atleast_1d(result.values)}, "β", threshold=1.0)
+    axis.axhline(0.0, color="grey", lw=0.8)
+    axis.set_title("gate β per layer")
+    return figure
+
+
+def _plot_beta_history(result: xr.DataArray, ax: Any):
+    figure, (axis,) = _axes(ax, 1, (6, 4))
+    epochs = result["epoch"].values
+    for layer in result["layer"].values:
+        axis.plot(epochs, result.sel(layer=layer).values, marker="o", ms=3, label=str(layer))
+    axis.axhline(1.0, color="black", lw=1, ls="--")
+    axis.axhline(0.0, color="grey", lw=0.8)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("β")
+    axis.set_title("β per layer over training")
+    axis.legend(fontsize=8)
+    return figure
+
+
+def _plot_scaffold_share(result: xr.Dataset, ax: Any):
+    figure, (axis,) = _axes(ax, 1, (6, 4))
+    _bars(axis, _layers(result), {
+        "‖βW_seed h‖ / ‖z‖": result["share"].values,
+        "‖βW_seed h‖ / ‖βW_seed h + (α/r)BAh‖": result["weight_share"].values,
+    }, "share", threshold=1.0)
+    axis.set_title("scaffold share of the pre-activation z")
+    return figure
+
+
+def _plot_beta_ablation(result: xr.Dataset, ax: Any):
+    metrics = [str(name) for name in result.data_vars if "ablation" in result[name].dims]
+    figure, axes = _axes(ax, len(metrics), (5 * len(metrics), 4))
+    labels = [str(v) for v in result["ablation"].values]
+    for axis, metric in zip(axes, metrics, strict=True):
+        values = result[metric].values
+        colors = ["grey"] + ["C0"] * (len(labels) - 2) + ["C3"]
+        axis.bar(np.arange(len(labels)), values, color=colors)
+        axis.axhline(float(values[0]), color="black", lw=1, ls="--")
+        axis.set_xticks(np.arange(len(labels)))
+        axis.set_xticklabels(labels, rotation=20, ha="right")
+        axis.set_ylabel(metric)
+        axis.set_title(f"{metric} with β = 0 in the layer")
+    return figure
+
+
 _PLOTTERS: dict[str, Callable[[Any, Any], Any]] = {
     "spectral_radius": _plot_scalar_per_layer,
     "spectral_norm": _plot_scalar_per_layer,
@@ -240,6 +288,10 @@ _PLOTTERS: dict[str, Callable[[Any, Any], Any]] = {
     "intrinsic_dimension": _plot_dimension,
     "rank_sweep": _plot_sweep,
     "saturation_rank": _plot_saturation,
+    "beta": _plot_beta,
+    "beta_history": _plot_beta_history,
+    "scaffold_share": _plot_scaffold_share,
+    "beta_ablation": _plot_beta_ablation,
 }
 
 

@@ -86,23 +86,69 @@ def _metrics(result: Any, where: str, owner: str) -> dict[str, float]:
     return out
 
 
-def rank_sweep(train_and_score: Callable[[int, int], Mapping[str, float]], ranks: Sequence[int],
+def _fit_and_evaluate(build: Callable[..., Any], data: Any, fit: Mapping[str, Any] | None,
+                      owner: str) -> Callable[..., dict[str, float]]:
+    """``train_and_score`` from ``build(*args) -> Model`` and (X, y, X_test, y_test)."""
+    if not (isinstance(data, Sequence) and len(data) == 4):
+        raise ParameterError(
+            f"The 'data' parameter of {owner} must be a tuple (X_train, y_train, X_test, "
+            f"y_test). Got {format_value(data)}."
+        )
+    options = dict(fit or {})
+    options.setdefault("verbose", 0)
+    loss = options.get("loss", "mse")
+    X, y, X_test, y_test = data
+
+    def train_and_score(*args: int) -> dict[str, float]:
+        from deepreservoir.graph import Model
+        from deepreservoir.nodes.base import Node
+        from deepreservoir.training import evaluate
+
+        model = build(*args)
+        if isinstance(model, Node):
+            model = Model.from_node(model)
+        if not isinstance(model, Model):
+            raise DataError(
+                f"The build callable of {owner} must return a Model or a node. "
+                f"Got {format_value(model)} for {args}."
+            )
+        model.fit(X, y, **{"seed": args[-1], **options})
+        return evaluate(model, X_test, y_test, loss=loss)
+    return train_and_score
+
+
+def rank_sweep(train_and_score: Callable[[int, int], Any], ranks: Sequence[int],
                seeds: int | Sequence[int] = 3, *,
-               full: Callable[[int], Mapping[str, float]] | None = None) -> xr.Dataset:
-    r"""Run ``train_and_score(rank, seed)`` for every rank and seed; collect the metrics.
+               full: Callable[[int], Any] | None = None, data: Any = None,
+               fit: Mapping[str, Any] | None = None) -> xr.Dataset:
+    r"""Train at every rank and seed and collect the metrics.
+
+    Two ways to call it:
+
+    * ``rank_sweep(train_and_score, ranks, seeds)``: the callable
+      ``(rank, seed) -> dict[str, float]`` trains and scores by itself;
+    * ``rank_sweep(build, ranks, seeds, data=(X, y, X_test, y_test), fit={...})``:
+      ``build(rank, seed)`` returns an untrained model (e.g. a ``LoRAReadout``
+      of rank ``rank``); it is trained by ``model.fit(X, y, seed=seed, **fit)``
+      and scored by :func:`deepreservoir.training.evaluate` on the test data
+      (``loss`` from ``fit``, default ``"mse"``).
 
     Parameters
     ----------
-    train_and_score : callable ``(rank, seed) -> dict[str, float]``
-        Trains a model with adapters of rank ``rank`` from seed ``seed`` and
-        returns its metrics (e.g. ``{"loss": 0.12, "accuracy": 0.96}``). Every
-        call must return the same metric names.
+    train_and_score : callable
+        ``(rank, seed) -> dict[str, float]`` (e.g. ``{"loss": 0.12, "accuracy":
+        0.96}``; every call must return the same metric names), or, with
+        ``data``, ``build(rank, seed) -> Model``.
     ranks : sequence of positive int
     seeds : int or sequence of int
         A count (seeds ``0..n-1``) or explicit seeds.
-    full : callable ``seed -> dict[str, float]``, optional
-        Metrics of the fully trained reference, stored as ``{metric}_full``
+    full : callable, optional
+        ``seed -> dict[str, float]`` (with ``data``: ``seed -> Model``, trained
+        the same way): the fully trained reference, stored as ``{metric}_full``
         (seed) and used by :func:`saturation_rank`.
+    data : tuple (X_train, y_train, X_test, y_test), optional
+    fit : dict, optional
+        Keywords for ``model.fit`` with ``data`` (``verbose`` defaults to 0).
 
     Returns
     -------
@@ -119,6 +165,10 @@ def rank_sweep(train_and_score: Callable[[int, int], Mapping[str, float]], ranks
         different metric names for different calls.
     """
     owner = "rank_sweep"
+    if data is not None and callable(train_and_score):
+        train_and_score = _fit_and_evaluate(train_and_score, data, fit, owner)
+        if full is not None and callable(full):
+            full = _fit_and_evaluate(full, data, fit, owner)
     if not callable(train_and_score):
         raise ParameterError(
             f"The 'train_and_score' parameter of {owner} must be a callable (rank, seed) -> "
@@ -152,7 +202,8 @@ def rank_sweep(train_and_score: Callable[[int, int], Mapping[str, float]], ranks
                 )
             data[f"{name}_full"] = ("seed", [ref[name] for ref in references])
     return xr.Dataset(data, coords={"rank": ranks, "seed": seeds},
-                      attrs=make_attrs("rank_sweep", "user train_and_score", metrics=names,
+                      attrs=make_attrs("rank_sweep", "model.fit + evaluate" if data is not None
+                                       else "user train_and_score", metrics=names,
                                        metric=(names or [""])[0]))
 
 

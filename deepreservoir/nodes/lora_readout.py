@@ -13,7 +13,7 @@ from deepreservoir.constraints import AnyOf, Interval, OneOf
 from deepreservoir.errors import ParameterError
 from deepreservoir.families import Uniform, get_family, make_weight
 from deepreservoir.nodes.dense import infer_units
-from deepreservoir.nodes.scaffold import LowRankNode
+from deepreservoir.nodes.scaffold import LowRankNode, check_rank
 
 __all__ = ["LoRAReadout"]
 
@@ -80,6 +80,7 @@ class LoRAReadout(LowRankNode):
             raise ParameterError(
                 f"The 'r' parameter of LoRAReadout must be 0 when full=True (the whole matrix "
                 f"is trained). Got {r}.")
+        check_rank("LoRAReadout", int(r), input_dim, units)
         self.units = units
         self._init_lora(r, alpha, rslora, family, bias, beta)
         self.full = bool(full)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,7 +18,18 @@ from deepreservoir.spectral import spectral_norm, spectral_radius
 
 __all__ = ["Reservoir"]
 
-_SPARSE_THRESHOLD = 0.35  # below this density, a CPU reservoir steps with a CSR matrix
+# Below these densities of W a CPU reservoir steps with an int32 CSR matrix, above
+# them with the dense one. Measured with benchmarks/bench_step_kernels.py (N = 1000,
+# one thread): CSR is faster at densities up to 0.2 for every batch size tried
+# (1, 8, 32); at 0.3 it still wins for small batches but dense wins at B = 32.
+_SPARSE_THRESHOLD = 0.35
+_SPARSE_THRESHOLD_LARGE_BATCH = 0.25
+_LARGE_BATCH = 16
+
+
+def _sparse_is_faster(density: float, batch_size: int) -> bool:
+    limit = _SPARSE_THRESHOLD if batch_size < _LARGE_BATCH else _SPARSE_THRESHOLD_LARGE_BATCH
+    return density < limit
 
 
 def _weight_spec(value: Any) -> bool:
@@ -283,23 +293,28 @@ class Reservoir(Node):
         return self.beta_ * self.W_ + F.lora_delta(self.A_, self.B_, self.scale)
 
     # ---------------------------------------------------------------- execution
-    def recurrent_operator(self) -> Tensor:
-        """W in the form fastest for stepping: sparse CSR on CPU when sparse enough."""
+    def recurrent_operator(self, batch_size: int = 1) -> Tensor:
+        """W in the form fastest for stepping ``batch_size`` series at once.
+
+        On the CPU, a W sparser than a batch-size-dependent threshold (0.35 below
+        16 series, 0.25 from 16) is stepped as a CSR matrix with int32 indices
+        (:func:`deepreservoir.functional.csr_operator`); otherwise, and on other
+        devices, as the dense W. Both give the same product up to rounding. The
+        density and the CSR matrix are cached per W.
+        """
         self._require_built()
         W = self.W_
         key = (W.data_ptr(), W._version, W.device, W.dtype)
-        if self._operator_cache is not None and self._operator_cache[0] == key:
-            return self._operator_cache[1]
-        density = float((W != 0).float().mean())
-        use_sparse = W.device.type == "cpu" and density < _SPARSE_THRESHOLD
-        if use_sparse:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
-                operator = W.to_sparse_csr()
-        else:
-            operator = W
-        self._operator_cache = (key, operator)
-        return operator
+        if self._operator_cache is None or self._operator_cache[0] != key:
+            density = float((W != 0).float().mean()) if W.numel() else 1.0
+            self._operator_cache = (key, density, None)
+        _, density, csr = self._operator_cache
+        if W.device.type != "cpu" or not _sparse_is_faster(density, batch_size):
+            return W
+        if csr is None:
+            csr = F.csr_operator(W)
+            self._operator_cache = (key, density, csr)
+        return csr
 
     def initial_state(self, batch_size: int) -> Tensor:
         return torch.zeros(batch_size, self.units, dtype=self.dtype, device=self.device)
@@ -312,13 +327,22 @@ class Reservoir(Node):
         self._require_built()
         if state is None:
             state = self.initial_state(x.shape[0])
-        drive = F.reservoir_drive(x, self.Win_, self.bias_)
         if self.r > 0:
+            drive = F.reservoir_drive(x, self.Win_, self.bias_)
             return F.run_lora_reservoir(state, drive, self._lora_operator(), self.A_,
                                         self.B_, self.beta_, self.scale, self.lr,
                                         self._activation_fn(), lengths)
-        return F.run_reservoir(state, drive, self.recurrent_operator(), self.lr,
-                               self._activation_fn(), lengths)
+        W = self.recurrent_operator(x.shape[0])
+        if F._needs_grad(x, state, self.Win_, self.bias_, W):
+            drive = F.reservoir_drive(x, self.Win_, self.bias_)
+            return F.run_reservoir(state, drive, W, self.lr, self._activation_fn(), lengths)
+        # No gradient: add the bias in place and let the loop write each state over
+        # the drive step it has just read, so the (B, T, N) drive is the output.
+        drive = x @ self.Win_.T
+        if self.bias_ is not None:
+            drive.add_(self.bias_)
+        return F.run_reservoir(state, drive, W, self.lr, self._activation_fn(), lengths,
+                               out=drive)
 
     def forward_step(self, x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         self._require_built()
@@ -330,6 +354,7 @@ class Reservoir(Node):
                    + F.reservoir_drive(x, self.Win_, self.bias_))
             new_state = F.leaky_update(state, pre, self.lr, self._activation_fn())
             return new_state, new_state
-        new_state = F.reservoir_step(state, x, self.recurrent_operator(), self.Win_, self.bias_,
-                                     self.lr, self._activation_fn())
+        W = self.recurrent_operator(x.shape[0])
+        new_state = F.reservoir_step(state, x, W, self.Win_, self.bias_, self.lr,
+                                     self._activation_fn())
         return new_state, new_state

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 # by name: the package attribute ``spectra`` is the function, not the module
-MODULES = ["dimension", "esp", "lyapunov", "spectra"]
+MODULES = ["beta", "dimension", "esp", "lyapunov", "spectra"]
 
 
 @pytest.mark.parametrize("name", MODULES)

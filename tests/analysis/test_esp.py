@@ -132,3 +132,26 @@ def test_reservoir_default_input_runs(reservoir):
     assert report.sizes["layer"] == 1
     assert float(report["contraction_rate"][0]) < 0
     assert str(report["verdict"][0].item()) in (GUARANTEED, CONTRACTING)
+
+
+def test_time_to_tolerance_of_an_exact_geometric_contraction(orthogonal):
+    W = 0.9 * orthogonal(5, 1)
+    tol = 1e-4
+    report = check_esp(W, activation="identity", steps=200, tol=tol)
+    trace = report["distance"][0].values
+    initial = trace[0] / 0.9  # the largest initial distance, kept by the orthogonal part
+    expected = np.ceil(np.log(tol / initial) / np.log(0.9))
+    assert float(report["time_to_tolerance"][0]) == expected
+    assert bool(report["contracting"][0])
+
+
+def test_deep_layer_is_driven_by_what_it_receives_in_the_model():
+    low = dr.Reservoir(30, sr=0.8, lr=0.5, seed=1, name="low", dtype=torch.float64)
+    high = dr.Reservoir(20, sr=1.1, lr=0.3, seed=2, name="high", dtype=torch.float64)
+    deep = low >> high
+    u = np.sin(0.2 * np.arange(300))[:, None]
+    received = deep.states(u, reset=True)["low"]
+    chain = check_esp(deep, inputs=u, maxiter=5)
+    alone = check_esp(high, inputs=received, maxiter=5)
+    np.testing.assert_array_equal(chain["distance"].sel(layer="high").values,
+                                  alone["distance"][0].values)

@@ -135,3 +135,20 @@ def test_training_moves_only_adapters():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         dr.adapt(TinyTransformer(), seed=0, **kwargs)
+
+
+def test_state_dict_round_trip_regenerates_the_scaffold(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = perturb(dr.adapt(TinyTransformer(), r=2, seed=4, train=["head", "*norm*"]), 3)
+    model.eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(tmp_path / "adapters.safetensors"))
+    fresh = dr.adapt(TinyTransformer(), r=2, seed=4, train=["head", "*norm*"])
+    fresh.load_state_dict(load_file(str(tmp_path / "adapters.safetensors")), strict=True)
+    fresh.eval()
+    with torch.no_grad():
+        assert torch.equal(fresh(TOKENS), model(TOKENS))
+    stored = sum(v.numel() for v in model.state_dict().values())
+    frozen = sum(b.numel() for b in model.buffers())
+    assert stored < frozen  # the scaffold is regenerated, not stored

@@ -54,6 +54,8 @@ def test_resume_matches_uninterrupted(tmp_path):
     assert_same(params(reference), params(resumed))
     assert len(history.epoch) == 4
     np.testing.assert_array_equal(history.loss.values, full_history.loss.values)
+    np.testing.assert_array_equal(history.beta.values, full_history.beta.values)
+    assert list(history.layer.values) == ["layer0", "layer1"]
     # the checkpoint holds a loadable model
     loaded = dr.load(tmp_path / "b" / "epoch-00004" / "model")
     assert np.array_equal(loaded.run(x), resumed.run(x))
@@ -157,3 +159,44 @@ def test_checkpoint_writes_are_atomic_names(tmp_path):
     names = sorted(p.name for p in Path(tmp_path).iterdir())
     assert names == ["LATEST", "epoch-00004"]
     assert os.path.isfile(tmp_path / "epoch-00004" / "optimizer.safetensors")
+
+
+def test_static_resampling_is_the_default():
+    x, y = blobs(n=96)
+    default, static = make(), make()
+    default.fit(x, y, **OPTIONS)
+    static.fit(x, y, resample="static", **OPTIONS)
+    assert_same(params(default), params(static))
+    assert static.nodes["layer0"].generation_ == 0
+
+
+def test_adapters_alone_and_scaffold_removed_after_training(tmp_path):
+    x, y = blobs(n=120)
+    alone = dr.scaffold_mlp((16, 8), 3, r=2, seed=1, family=None)
+    history = alone.fit(x, y, lr=1e-2, **OPTIONS)
+    assert alone.nodes["layer0"].W_ is None
+    assert float(history.loss[-1]) < float(history.loss[0])
+    assert "nodes.layer0.W_" not in alone.state_dict()
+    loaded = dr.load(alone.save(tmp_path / "alone.dr"))
+    assert np.array_equal(loaded.run(x), alone.run(x))
+
+    model = make()
+    model.fit(x, y, lr=1e-2, **OPTIONS)
+    before = model.run(x)
+    layer = model.nodes["layer0"]
+    model.remove_scaffold()
+    # without β·W_seed, each layer applies only scale·B·A
+    h = torch.relu(torch.as_tensor(x) @ (layer.scale * layer.B_ @ layer.A_).detach().T)
+    torch.testing.assert_close(layer.effective_weight(),
+                               layer.scale * (layer.B_ @ layer.A_).detach())
+    removed = model.run(x)
+    assert not np.array_equal(removed, before)
+    second = model.nodes["layer1"]
+    h = torch.relu(h @ (second.scale * second.B_ @ second.A_).detach().T)
+    head = model.nodes["head"]
+    torch.testing.assert_close(torch.as_tensor(removed), h @ head.W_.detach().T + head.bias_)
+    loaded = dr.load(model.save(tmp_path / "removed.dr"))
+    assert not loaded.nodes["layer0"].scaffold_active
+    assert np.array_equal(loaded.run(x), removed)
+    model.restore_scaffold()
+    assert np.array_equal(model.run(x), before)

@@ -188,3 +188,36 @@ def test_footprint_on_disk(tmp_path):
     report = model.footprint(path)
     assert report.measured and report.stored_bytes == sum(
         p.stat().st_size for p in path.iterdir())
+
+
+def test_loading_never_unpickles(tmp_path, monkeypatch):
+    import pickle
+
+    model, x = trained()
+    path = model.save(tmp_path / "m.dr")
+    expected = model.run(x)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an artifact must load without unpickling anything")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    assert np.array_equal(dr.load(path).run(x), expected)
+    json.loads((path / "spec.json").read_text())
+
+
+def test_footprint_counts_exactly():
+    model, _ = trained()  # 12 inputs → 16 → 8 → 3, r = 2
+    report = model.footprint()
+    adapters = 2 * (12 + 16) + 2 * (16 + 8) + 2  # A, B per layer and two β
+    head = 8 * 3 + 3
+    assert report.trainable == adapters + head == dr.paper_param_count(12, (16, 8), 3, r=2)
+    assert report.frozen == 16 * 12 + 8 * 16
+    assert report.stored == report.trainable
+    assert report.stored_bytes == 4 * report.trainable
+    assert report.dense == 16 * 12 + 8 * 16 + head  # merged weights and the head
+    assert report.dense_bytes == 4 * report.dense
+    assert report.per_node["layer0"] == {"trainable": 2 * (12 + 16) + 1, "frozen": 16 * 12,
+                                         "stored": 2 * (12 + 16) + 1}
+    assert "trainable: 133 of 347" in str(report)

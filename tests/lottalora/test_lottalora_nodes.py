@@ -184,6 +184,9 @@ def test_beta_gate():
         (lambda: dr.LoRAReadout(3, r=2, full=True), r"'r' parameter of LoRAReadout must be 0 "
                                                      r"when full=True.*Got 2"),
         (lambda: dr.LoRAReadout(3, r=1, alpha=-2.0), r"'alpha' parameter of LoRAReadout"),
+        (lambda: dr.LoRAReadout(3, r=4), r"'r' parameter of LoRAReadout must be an int in "
+                                         r"\[0, min\(d_in, d_out\)\] = \[0, 3\].*Got 4"),
+        (lambda: dr.LoRAReadout(r=-1), r"'r' parameter of LoRAReadout must be an int >= 0"),
         (lambda: dr.BetaGate(init=float("nan")), r"'init' parameter of BetaGate"),
     ],
 )

@@ -23,10 +23,10 @@ def state(model):
 def test_fit_learns_and_returns_history(data):
     x, y = data
     model = small()
-    history = model.fit(x, y, epochs=8, batch_size=32, lr=1e-2, loss="cross_entropy",
+    history = model.fit(x, y, epochs=15, batch_size=32, lr=1e-2, loss="cross_entropy",
                         validation_split=0.2, verbose=0)
     assert isinstance(history, xr.Dataset)
-    assert list(history.epoch.values) == list(range(1, 9))
+    assert list(history.epoch.values) == list(range(1, 16))
     for key in ("loss", "val_loss", "val_accuracy", "lr", "seconds"):
         assert key in history
     assert float(history.val_accuracy[-1]) > 0.9
@@ -34,6 +34,47 @@ def test_fit_learns_and_returns_history(data):
     assert "α/r" in history.attrs["alpha_convention"]
     assert model.history_ is history
     assert dr.training.evaluate(model, x, y)["accuracy"] > 0.9
+
+
+def test_history_records_beta_per_layer_and_epoch(data):
+    x, y = data
+    model = dr.Input() >> dr.Scaffold(16, r=2, seed=0, name="s0") >> dr.BetaGate(
+        name="gate") >> dr.LoRAReadout(3, r=1, name="head")
+    seen = []
+
+    def record(epoch, logs, model):
+        seen.append([float(model.nodes[n].beta_.detach()) for n in ("s0", "gate", "head")])
+
+    history = model.fit(x, y, epochs=3, batch_size=32, lr=1e-2, loss="cross_entropy",
+                        callbacks=[record], verbose=0)
+    assert history.beta.dims == ("epoch", "layer")
+    assert list(history.layer.values) == ["s0", "gate", "head"]
+    np.testing.assert_array_equal(history.beta.values, np.array(seen))
+    assert not np.array_equal(history.beta.values[0], np.ones(3))  # the gates did train
+    full = dr.scaffold_mlp((8,), 3, full=True, seed=0)
+    history = full.fit(x, y, epochs=1, loss="cross_entropy", verbose=0)
+    assert history.beta.shape == (1, 0) and history.beta.dims == ("epoch", "layer")
+
+
+def test_schedule_and_optimizers(data):
+    x, y = data
+    history = small().fit(x, y, epochs=4, batch_size=60, lr=0.1, schedule="linear",
+                          loss="cross_entropy", optimizer="sgd", verbose=0)
+    # 4 batches per epoch, 16 steps: lr after epoch e is 0.1·(1 − 4e/16)
+    np.testing.assert_allclose(history.lr.values, [0.075, 0.05, 0.025, 0.0])
+    history = small().fit(x, y, epochs=2, batch_size=120, lr=0.1, schedule="cosine",
+                          loss="cross_entropy", optimizer="adam", verbose=0)
+    np.testing.assert_allclose(history.lr.values, [0.05, 0.0], atol=1e-12)
+    history = small().fit(x, y, epochs=2, lr=0.1, schedule="constant", loss="cross_entropy",
+                          verbose=0, device="cpu")
+    np.testing.assert_allclose(history.lr.values, [0.1, 0.1])
+    finals = []
+    for optimizer in ("adamw", "adam", "sgd"):
+        model = small(dropout=0.0)
+        model.fit(x, y, epochs=1, lr=1e-2, weight_decay=0.1, optimizer=optimizer,
+                  loss="cross_entropy", verbose=0)
+        finals.append(model.nodes["layer0"].B_.detach().clone())
+    assert not torch.equal(finals[0], finals[1]) and not torch.equal(finals[1], finals[2])
 
 
 def test_same_seed_bit_identical_and_global_rng_untouched(data):
@@ -56,7 +97,7 @@ def test_progress_bar_and_silence(data, capsys):
     x, y = data
     small().fit(x, y, epochs=1, loss="cross_entropy", validation_split=0.1, verbose=1)
     err = capsys.readouterr().err
-    assert "fit" in err and "loss" in err
+    assert "fit" in err and "loss=" in err and "val_accuracy=" in err and "epoch=1/1" in err
     small().fit(x, y, epochs=1, loss="cross_entropy", verbose=0)
     assert capsys.readouterr().err == ""
 

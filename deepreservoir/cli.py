@@ -1,0 +1,242 @@
+"""The ``deepreservoir`` command: ``demo``, ``sweep``, ``inspect`` and ``reproduce``.
+
+Every failure the user can cause (a wrong flag, a missing file, a bad config,
+an unknown study) ends with one line on stderr and a non-zero exit status,
+never a traceback: 2 for a usage error, 1 for anything else, 130 after Ctrl-C.
+See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+PROG = "deepreservoir"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, with a pointer to ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _threads(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {value!r}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of all subcommands."""
+    from deepreservoir._version import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="Reservoir computing generalized to depth: echo state networks, "
+                    "LottaLoRA scaffolds, and their analysis.",
+        epilog=f"Run '{PROG} COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    demo = commands.add_parser(
+        "demo", help="ESN on Mackey–Glass and LottaLoRA on MNIST-1D, with figures (~1–2 min)",
+        description="Train an ESN on Mackey–Glass (prints the NRMSE) and the medium MLP on "
+                    "MNIST-1D with LottaLoRA at ranks 1, 4, 16 and fully (prints rank, "
+                    "accuracy, %% of full, %% of parameters trained, β per layer), print the "
+                    "spectral / echo-state report of both models, and write netCDF results, "
+                    "PNG figures and the two saved models into the output folder.")
+    demo.add_argument("--out", type=Path, default=Path("deepreservoir-demo"),
+                      help="output folder (default: ./deepreservoir-demo)")
+    demo.add_argument("--quick", action="store_true",
+                      help="a tiny configuration that finishes in seconds (for smoke tests)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the MNIST-1D runs (default 0)")
+    demo.add_argument("--threads", type=_threads, default=1,
+                      help="torch threads (default 1: these small models gain nothing from "
+                           "more, and lose much on a busy machine)")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+    sweep = commands.add_parser(
+        "sweep", help="a grid rank × seed × family × preset from a TOML file into one netCDF",
+        description="Train every cell of the grid in CONFIG (see examples/sweep.toml) and merge "
+                    "them into one netCDF Dataset with dimensions (preset, family, rank, seed). "
+                    "Each finished cell is saved at once in OUT.cells/; rerunning the same "
+                    "command after a crash or Ctrl-C skips the finished cells.")
+    sweep.add_argument("config", type=Path, metavar="CONFIG", help="the sweep's TOML file")
+    sweep.add_argument("--out", type=Path, default=None,
+                       help="merged netCDF file (default: CONFIG with the suffix .nc)")
+    sweep.add_argument("--workers", type=_threads, default=1,
+                       help="local worker processes (default 1)")
+    sweep.add_argument("--threads", type=_threads, default=1,
+                       help="torch threads per worker (default 1)")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    inspect = commands.add_parser(
+        "inspect", help="footprint, spectra, ESP verdicts and β of a saved model",
+        description="Load a model saved with model.save(PATH) and print its parameter "
+                    "footprint, the spectra of its matrices, the echo-state verdicts (recurrent "
+                    "models) or the per-layer σ₁ and depth Lyapunov growth (scaffolds), and β.")
+    inspect.add_argument("path", type=Path, metavar="PATH", help="a saved model (a directory)")
+
+    reproduce = commands.add_parser(
+        "reproduce", help="run one paper-reproduction study from analysis/",
+        description="Run a study (a file analysis/NAME.py) and write NAME.nc, NAME.png and "
+                    "NAME.md (paper vs ours) into the output folder; print the summary.")
+    reproduce.add_argument("name", nargs="?", metavar="NAME", help="the study's name")
+    reproduce.add_argument("--list", action="store_true", help="list the available studies")
+    reproduce.add_argument("--quick", action="store_true", help="a small configuration")
+    reproduce.add_argument("--out", type=Path, default=Path("analysis-results"),
+                           help="output folder (default: ./analysis-results)")
+    reproduce.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    reproduce.add_argument("--studies-dir", type=Path, default=None,
+                           help="folder of the studies (default: $DEEPRESERVOIR_STUDIES, "
+                                "./analysis, or the repository's analysis/)")
+    reproduce.add_argument("--threads", type=_threads, default=None,
+                           help="torch threads (default: torch's choice)")
+    reproduce.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return parser
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _cmd_demo(args) -> int:
+    from deepreservoir.demo import run_demo
+
+    _set_threads(args.threads)
+    run_demo(args.out, quick=args.quick, progress=not args.no_progress, seed=args.seed)
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from deepreservoir.sweep import load_config, run_sweep, sidecar_folder
+
+    config = load_config(args.config)
+    out = args.out if args.out is not None else args.config.with_suffix(".nc")
+    merged, stats = run_sweep(config, out, workers=args.workers,
+                              threads_per_worker=args.threads, progress=not args.no_progress)
+    print(f"{stats['total']} cells: {stats['done_before']} already done, {stats['trained']} "
+          f"trained now. Wrote {out} (cells in {sidecar_folder(Path(out))}/).")
+    accuracy = merged["test_accuracy"].mean("seed")
+    for preset in merged["preset"].values:
+        full = ""
+        if "full_test_accuracy" in merged:
+            value = float(merged["full_test_accuracy"].sel(preset=preset).mean())
+            full = f", full training {value:.3f}"
+        print(f"{preset}{full}")
+        for family in merged["family"].values:
+            values = accuracy.sel(preset=preset, family=family).values
+            cells = "  ".join(f"r={int(r)}: {v:.3f}" for r, v in zip(merged["rank"].values,
+                                                                      values, strict=True))
+            print(f"  {family:<20} {cells}")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    import deepreservoir as dr
+    from deepreservoir.cli_report import model_report
+    from deepreservoir.errors import ArtifactError
+
+    path = args.path
+    if not path.exists():
+        raise ArtifactError(f"No saved model at {str(path)!r}.")
+    model = dr.load(path)
+    report = model_report(model, title=f"{path}", footprint=False)
+    print(report.text.splitlines()[0])
+    print(model.footprint(path))
+    print()
+    print("\n".join(report.text.splitlines()[1:]))
+    if hasattr(model, "alpha_convention"):
+        conventions = model.alpha_convention()
+        if conventions:
+            print("α convention: " + "; ".join(f"{k}: {v}" for k, v in conventions.items()))
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from deepreservoir.studies import available_studies, find_studies_dir, load_study, run_study
+
+    if args.list:
+        folder = find_studies_dir(args.studies_dir)
+        names = available_studies(folder)
+        print(f"Studies in {folder}:")
+        for name in names:
+            module = load_study(name, folder)
+            print(f"  {name:<22} {module.TITLE}  [{module.PAPER}]")
+        return 0
+    if not args.name:
+        raise _UsageError("reproduce needs a study NAME or --list")
+    _set_threads(args.threads)
+    result = run_study(args.name, args.out, quick=args.quick, seed=args.seed,
+                       progress=not args.no_progress, studies_dir=args.studies_dir)
+    print(result["summary"])
+    print()
+    held = [k for k, v in result["claims"].items() if v]
+    failed = [k for k, v in result["claims"].items() if not v]
+    print(f"Claims holding on this data: {', '.join(held) or '(none)'}")
+    if failed:
+        print(f"Claims not holding: {', '.join(failed)}")
+    print(f"Finished in {result['seconds']:.0f} s. Files:")
+    for path in result["files"]:
+        print(f"  {path}")
+    return 0
+
+
+class _UsageError(Exception):
+    """A usage problem found after parsing (exit status 2)."""
+
+
+_COMMANDS = {"demo": _cmd_demo, "sweep": _cmd_sweep, "inspect": _cmd_inspect,
+             "reproduce": _cmd_reproduce}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (also used as the console script).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+    """
+    from deepreservoir.errors import DeepReservoirError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version and usage errors
+        return int(stop.code or 0)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except _UsageError as error:
+        print(f"{PROG} {args.command}: error: {error} (see '{PROG} {args.command} --help')",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (DeepReservoirError, OSError, ValueError, ImportError) as error:
+        if os.environ.get("DEEPRESERVOIR_DEBUG"):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,574 @@
+"""Grids of LottaLoRA runs (rank × seed × family × preset) into one netCDF Dataset.
+
+:func:`train_classifier` trains one MLP (LottaLoRA or fully trained) on a
+classification data set and scores it; the ``demo``, the studies and
+:func:`run_sweep` all call it.
+
+:func:`run_sweep` reads a grid from a TOML file (see ``examples/sweep.toml``
+and docs/cli.md), trains every cell in local processes, and persists every
+finished cell at once as a small netCDF file in a sidecar folder
+``<out>.cells/`` (written under a temporary name and renamed, so a file is
+either complete or absent). A rerun skips the cells already there, so a crash
+or Ctrl-C loses at most the cells in flight. At the end the cells are merged
+into one Dataset with dimensions ``(preset, family, rank, seed)``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepreservoir.errors import DataError, ParameterError
+
+__all__ = [
+    "DATASETS",
+    "SweepConfig",
+    "TrainConfig",
+    "load_config",
+    "load_dataset",
+    "merge_cells",
+    "run_sweep",
+    "train_classifier",
+]
+
+#: Data sets a sweep can use: name → loader keyword arguments accepted.
+DATASETS = ("mnist1d", "digits")
+
+#: Largest number of hidden layers of a preset (for the ``layer`` dimension of β).
+_MAX_LAYERS = 5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training options of one run (the paper's MNIST recipe by default, lr excepted).
+
+    Attributes
+    ----------
+    epochs, batch_size, weight_decay, dropout, validation_split
+        As in :func:`deepreservoir.training.fit` and :func:`deepreservoir.scaffold_mlp`.
+    lr : float
+        Learning rate of LottaLoRA runs.
+    full_lr : float
+        Learning rate of fully trained runs.
+    alpha : float or None
+        LoRA α (``None``: α = r, scale 1).
+    rslora : bool
+        Scale α/√r instead of α/r.
+    """
+
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-2
+    full_lr: float = 3e-3
+    weight_decay: float = 1e-2
+    dropout: float = 0.1
+    validation_split: float = 0.1
+    alpha: float | None = None
+    rslora: bool = False
+
+
+def load_dataset(name: str, *, num_samples: int | None = None, seed: int = 42
+                 ) -> dict[str, np.ndarray]:
+    """``mnist1d`` (generated locally) or ``digits`` (scikit-learn), as float32/int64 arrays.
+
+    ``num_samples``: for mnist1d, the samples generated (80 % train, 20 % test);
+    for digits, the training samples kept (the test split stays whole).
+    """
+    from deepreservoir.datasets import load_digits, load_mnist1d
+
+    if name == "mnist1d":
+        return load_mnist1d(seed=seed, num_samples=num_samples or 5000)
+    if name == "digits":
+        data = load_digits()
+        if num_samples:  # the first training samples; the test split stays whole
+            data = {**data, "x_train": data["x_train"][:num_samples],
+                    "y_train": data["y_train"][:num_samples]}
+        return data
+    raise ParameterError(f"The 'dataset' parameter must be one of {', '.join(DATASETS)}. "
+                         f"Got {name!r}.")
+
+
+def train_classifier(data: Mapping[str, np.ndarray], *, preset: str = "medium", rank: int = 8,
+                     family: Any = "normal", seed: int = 0, full: bool = False,
+                     config: TrainConfig | None = None, resample: str | None = None,
+                     callbacks: Iterable[Any] = (), remove_scaffold: bool = False,
+                     bias: bool | str = False) -> tuple[Any, dict[str, Any]]:
+    """Train one MLP classifier and score it on the test split.
+
+    Parameters
+    ----------
+    data : dict
+        ``x_train (N, F)``, ``y_train (N,)``, ``x_test``, ``y_test``.
+    preset : str
+        A key of :data:`deepreservoir.PRESETS`.
+    rank, family
+        LottaLoRA rank and scaffold family (``family=None``: W_seed = 0).
+    seed : int
+        Scaffold, adapter, shuffling and dropout seed.
+    full : bool
+        Train the same MLP fully (Dense layers) instead; ``rank`` and ``family`` are ignored.
+    resample : {None, "epoch", "batch"}
+        The resampled-scaffold ablation.
+    bias : bool or "seeded"
+        Hidden biases of the Scaffold layers (``"seeded"``: frozen, drawn from the seed).
+    remove_scaffold : bool
+        Also score the model with ``β·W_seed`` removed (key ``test_accuracy_removed``).
+
+    Returns
+    -------
+    model : Model
+    metrics : dict
+        ``test_accuracy``, ``val_accuracy``, ``train_loss``, ``trainable``,
+        ``dense`` (parameters of the dense network), ``seconds`` and ``beta``
+        (list of the hidden layers' β, empty for full training).
+    """
+    import deepreservoir as dr
+
+    config = config or TrainConfig()
+    classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
+    if full:
+        model = dr.scaffold_mlp(preset, classes, full=True, dropout=config.dropout, seed=seed)
+    else:
+        model = dr.scaffold_mlp(preset, classes, r=rank, alpha=config.alpha,
+                                rslora=config.rslora, family=family, dropout=config.dropout,
+                                seed=seed, bias=bias)
+    began = time.perf_counter()
+    history = model.fit(data["x_train"], data["y_train"], epochs=config.epochs,
+                        batch_size=config.batch_size,
+                        lr=config.full_lr if full else config.lr,
+                        weight_decay=config.weight_decay, loss="cross_entropy",
+                        validation_split=config.validation_split, seed=seed, verbose=0,
+                        resample=resample, callbacks=list(callbacks))
+    seconds = time.perf_counter() - began
+    scores = dr.training.evaluate(model, data["x_test"], data["y_test"], loss="cross_entropy")
+    footprint = model.footprint()
+    betas = [float(node.beta_.detach()) for name, node in model.nodes.items()
+             if name.startswith("layer") and getattr(node, "beta_", None) is not None]
+    metrics: dict[str, Any] = {
+        "test_accuracy": float(scores["accuracy"]),
+        "val_accuracy": float(history["val_accuracy"][-1]) if "val_accuracy" in history
+        else math.nan,
+        "train_loss": float(history["loss"][-1]),
+        "trainable": int(footprint.trainable),
+        "dense": int(footprint.dense),
+        "seconds": seconds,
+        "beta": betas,
+    }
+    if remove_scaffold:
+        model.remove_scaffold()
+        metrics["test_accuracy_removed"] = float(dr.training.evaluate(
+            model, data["x_test"], data["y_test"], loss="cross_entropy")["accuracy"])
+        model.restore_scaffold()
+    return model, metrics
+
+
+# ---------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class SweepConfig:
+    """A grid of runs, as read from TOML.
+
+    Attributes
+    ----------
+    dataset : {"mnist1d", "digits"}
+    num_samples : int or None
+        Samples generated (mnist1d) or kept for training (digits); None: all.
+    ranks, seeds, families, presets
+        The grid axes.
+    full : bool
+        Also train the fully trained baseline per preset and seed.
+    train : TrainConfig
+    """
+
+    dataset: str = "mnist1d"
+    num_samples: int | None = None
+    ranks: tuple[int, ...] = (1, 4, 16)
+    seeds: tuple[int, ...] = (0,)
+    families: tuple[str, ...] = ("normal",)
+    presets: tuple[str, ...] = ("medium",)
+    full: bool = True
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def fingerprint(self) -> str:
+        """Hash of what changes a cell's result (data and training options, not the axes)."""
+        payload = json.dumps({"dataset": self.dataset, "num_samples": self.num_samples,
+                              "train": asdict(self.train)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def cells(self) -> list[tuple[str, str, int, int]]:
+        """Every ``(preset, family, rank, seed)`` to train; full training has family "full"."""
+        grid = [(p, f, r, s) for p in self.presets for f in self.families for r in self.ranks
+                for s in self.seeds]
+        if self.full:
+            grid += [(p, "full", 0, s) for p in self.presets for s in self.seeds]
+        return grid
+
+
+def _bad(where: str, key: str, value: Any, expected: str) -> DataError:
+    return DataError(f"{where}: '{key}' must be {expected}. Got {value!r}.")
+
+
+def _int_list(where: str, key: str, value: Any, low: int) -> tuple[int, ...]:
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low
+                       for v in value)):
+        raise _bad(where, key, value, f"a non-empty list of ints >= {low}")
+    if len(set(value)) != len(value):
+        raise _bad(where, key, value, "a list without repeats")
+    return tuple(value)
+
+
+def _str_list(where: str, key: str, value: Any, allowed: Iterable[str]) -> tuple[str, ...]:
+    allowed = list(allowed)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _bad(where, key, value, "a non-empty list of strings")
+    for v in value:
+        if v not in allowed:
+            raise _bad(where, key, v, f"one of {', '.join(allowed)}")
+    if len(set(value)) != len(value):
+        raise _bad(where, key, value, "a list without repeats")
+    return tuple(value)
+
+
+def _train_config(where: str, table: Any) -> TrainConfig:
+    if not isinstance(table, dict):
+        raise _bad(where, "train", table, "a table")
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) in [train]: {', '.join(unknown)}. "
+                        f"Known: {', '.join(known)}.")
+    values = {}
+    for key, value in table.items():
+        if key in ("epochs", "batch_size"):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            expected = "an int >= 1"
+        elif key in ("lr", "full_lr"):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            expected = "a number > 0"
+        elif key == "weight_decay":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            expected = "a number >= 0"
+        elif key in ("dropout", "validation_split"):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+            expected = "a number in [0, 1)"
+        elif key == "alpha":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            expected = "a number > 0 (leave it out for α = r)"
+        else:  # rslora
+            ok = isinstance(value, bool)
+            expected = "true or false"
+        if not ok:
+            raise _bad(where, f"train.{key}", value, expected)
+        values[key] = float(value) if key in ("lr", "full_lr", "weight_decay", "dropout",
+                                              "validation_split", "alpha") else value
+    return TrainConfig(**values)
+
+
+def parse_config(document: Mapping[str, Any], where: str = "config") -> SweepConfig:
+    """Validate a parsed TOML document (see :func:`load_config`)."""
+    from deepreservoir.families import FAMILIES
+    from deepreservoir.nodes import PRESETS
+
+    allowed_top = {"sweep", "train"}
+    unknown = sorted(set(document) - allowed_top)
+    if unknown:
+        raise DataError(f"{where}: unknown table(s) {', '.join(unknown)}; expected [sweep] and "
+                        f"optionally [train].")
+    if "sweep" not in document or not isinstance(document["sweep"], dict):
+        raise DataError(f"{where}: missing the [sweep] table.")
+    sweep = document["sweep"]
+    known = {"dataset", "num_samples", "ranks", "seeds", "families", "presets", "full"}
+    unknown = sorted(set(sweep) - known)
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) in [sweep]: {', '.join(unknown)}. "
+                        f"Known: {', '.join(sorted(known))}.")
+    values: dict[str, Any] = {}
+    if "dataset" in sweep:
+        if sweep["dataset"] not in DATASETS:
+            raise _bad(where, "sweep.dataset", sweep["dataset"], f"one of {', '.join(DATASETS)}")
+        values["dataset"] = sweep["dataset"]
+    if "num_samples" in sweep:
+        n = sweep["num_samples"]
+        if not isinstance(n, int) or isinstance(n, bool) or n < 20:
+            raise _bad(where, "sweep.num_samples", n, "an int >= 20")
+        values["num_samples"] = n
+    if "ranks" in sweep:
+        values["ranks"] = _int_list(where, "sweep.ranks", sweep["ranks"], 1)
+    if "seeds" in sweep:
+        values["seeds"] = _int_list(where, "sweep.seeds", sweep["seeds"], 0)
+    if "families" in sweep:
+        values["families"] = _str_list(where, "sweep.families", sweep["families"],
+                                       sorted(FAMILIES))
+    if "presets" in sweep:
+        values["presets"] = _str_list(where, "sweep.presets", sweep["presets"], list(PRESETS))
+    if "full" in sweep:
+        if not isinstance(sweep["full"], bool):
+            raise _bad(where, "sweep.full", sweep["full"], "true or false")
+        values["full"] = sweep["full"]
+    values["train"] = _train_config(where, document.get("train", {}))
+    config = SweepConfig(**values)
+    for preset in config.presets:
+        narrowest = min((_input_width(config.dataset), *PRESETS[preset]))
+        too_big = [r for r in config.ranks if r > narrowest]
+        if too_big:
+            raise DataError(f"{where}: rank(s) {too_big} exceed the narrowest layer ({narrowest}) "
+                            f"of preset {preset!r}; the rank must be <= min(d_in, d_out).")
+    return config
+
+
+def _input_width(dataset: str) -> int:
+    return {"mnist1d": 40, "digits": 64}[dataset]
+
+
+def load_config(path: str | os.PathLike) -> SweepConfig:
+    """Read and validate a sweep's TOML file.
+
+    Raises
+    ------
+    DataError
+        The file is missing, is not valid TOML, or has an unknown or bad key.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"The sweep config {str(path)!r} does not exist.")
+    try:
+        document = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"The sweep config {str(path)!r} is not valid TOML: {error}.") from None
+    return parse_config(document, where=str(path))
+
+
+# ------------------------------------------------------------------------ cells
+def _cell_name(cell: tuple[str, str, int, int]) -> str:
+    preset, family, rank, seed = cell
+    return f"{preset}__{family}__r{rank}__s{seed}.nc"
+
+
+def _cell_dataset(cell: tuple[str, str, int, int], metrics: dict[str, Any], fingerprint: str):
+    import xarray as xr
+
+    preset, family, rank, seed = cell
+    beta = np.full(_MAX_LAYERS, np.nan)
+    beta[: len(metrics["beta"])] = metrics["beta"]
+    scalars = {k: metrics[k] for k in ("test_accuracy", "val_accuracy", "train_loss",
+                                       "trainable", "dense", "seconds")}
+    data = {k: xr.DataArray(v) for k, v in scalars.items()}
+    data["beta"] = xr.DataArray(beta, dims=("layer",))
+    return xr.Dataset(data, coords={"layer": [f"layer{i}" for i in range(_MAX_LAYERS)]},
+                      attrs={"preset": preset, "family": family, "rank": rank, "seed": seed,
+                             "config_fingerprint": fingerprint})
+
+
+def _write_atomic(ds, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    ds.to_netcdf(tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _ignore_interrupts() -> None:
+    """Worker initializer: Ctrl-C is handled by the parent, which stops the workers."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+#: Data sets already loaded in this process (mnist1d takes seconds to generate).
+_DATA_CACHE: dict[tuple[str, int | None], dict[str, np.ndarray]] = {}
+
+
+def _run_cell(config: SweepConfig, cell: tuple[str, str, int, int], folder: str,
+              threads: int) -> str:
+    """Worker: train one cell and persist it (runs in a spawned process)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    key = (config.dataset, config.num_samples)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load_dataset(config.dataset, num_samples=config.num_samples)
+    data = _DATA_CACHE[key]
+    preset, family, rank, seed = cell
+    _, metrics = train_classifier(data, preset=preset, rank=rank, family=family, seed=seed,
+                                  full=family == "full", config=config.train)
+    path = Path(folder) / _cell_name(cell)
+    _write_atomic(_cell_dataset(cell, metrics, config.fingerprint()), path)
+    return str(path)
+
+
+def merge_cells(config: SweepConfig, folder: Path):
+    """Merge the finished cells of ``folder`` into one Dataset.
+
+    LottaLoRA variables have dimensions ``(preset, family, rank, seed)`` (and
+    ``layer`` for ``beta``); the fully trained baseline's are ``full_*`` with
+    ``(preset, seed)``. Missing cells are NaN.
+    """
+    import xarray as xr
+
+    shape = (len(config.presets), len(config.families), len(config.ranks), len(config.seeds))
+    names = ("test_accuracy", "val_accuracy", "train_loss", "trainable", "dense", "seconds")
+    grid = {k: np.full(shape, np.nan) for k in names}
+    beta = np.full((*shape, _MAX_LAYERS), np.nan)
+    full_shape = (len(config.presets), len(config.seeds))
+    full = {k: np.full(full_shape, np.nan) for k in names}
+    done = 0
+    for cell in config.cells():
+        path = folder / _cell_name(cell)
+        if not path.is_file():
+            continue
+        done += 1
+        preset, family, rank, seed = cell
+        with xr.open_dataset(path) as ds:
+            p, s = config.presets.index(preset), config.seeds.index(seed)
+            if family == "full":
+                for k in names:
+                    full[k][p, s] = float(ds[k])
+            else:
+                index = (p, config.families.index(family), config.ranks.index(rank), s)
+                for k in names:
+                    grid[k][index] = float(ds[k])
+                beta[index] = ds["beta"].values
+    dims = ("preset", "family", "rank", "seed")
+    data = {k: (dims, v) for k, v in grid.items()}
+    data["beta"] = ((*dims, "layer"), beta)
+    if config.full:
+        data.update({f"full_{k}": (("preset", "seed"), v) for k, v in full.items()})
+        data["percent_of_full"] = (dims, 100 * grid["test_accuracy"]
+                                   / full["test_accuracy"][:, None, None, :])
+    coords = {"preset": list(config.presets), "family": list(config.families),
+              "rank": list(config.ranks), "seed": list(config.seeds),
+              "layer": [f"layer{i}" for i in range(_MAX_LAYERS)]}
+    from deepreservoir._version import __version__
+
+    attrs = {"kind": "sweep", "dataset": config.dataset,
+             "num_samples": -1 if config.num_samples is None else config.num_samples,
+             "train": json.dumps(asdict(config.train)), "config_fingerprint": config.fingerprint(),
+             "cells_done": done, "cells_total": len(config.cells()),
+             "deepreservoir_version": __version__,
+             "alpha_convention": "alpha=None: α = r (scale 1)" if config.train.alpha is None
+             else f"α = {config.train.alpha:g}, scale α/{'√r' if config.train.rslora else 'r'}"}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _check_sidecar(folder: Path, config: SweepConfig) -> None:
+    stamp = folder / "config.json"
+    payload = {"fingerprint": config.fingerprint(), "dataset": config.dataset,
+               "num_samples": config.num_samples, "train": asdict(config.train)}
+    if stamp.is_file():
+        previous = json.loads(stamp.read_text())
+        if previous.get("fingerprint") != config.fingerprint():
+            raise DataError(
+                f"The cells in {str(folder)!r} were computed with different data or training "
+                f"options ({previous.get('train')}); use another --out or delete that folder.")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".config.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, stamp)
+
+
+def sidecar_folder(out: Path) -> Path:
+    """The folder holding the finished cells of the sweep written to ``out``."""
+    return out.with_name(out.name + ".cells")
+
+
+def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
+              threads_per_worker: int = 1, progress: bool = True,
+              on_cell: Callable[[tuple], None] | None = None):
+    """Train every cell not yet finished, then merge all cells into ``out`` (netCDF).
+
+    Parameters
+    ----------
+    config : SweepConfig
+    out : path
+        The merged Dataset's file; finished cells live in ``<out>.cells/``.
+    workers : int
+        Local processes (``spawn``); 1 trains in this process.
+    threads_per_worker : int
+        ``torch.set_num_threads`` in each worker.
+    progress : bool
+        A tqdm bar over the cells.
+
+    Returns
+    -------
+    (xarray.Dataset, dict)
+        The merged Dataset and ``{"done_before": n, "trained": n, "total": n}``.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ParameterError(f"The 'workers' parameter of run_sweep must be an int >= 1. "
+                             f"Got {workers!r}.")
+    out = Path(out)
+    if out.suffix != ".nc":
+        raise ParameterError(f"The 'out' parameter of run_sweep must end in .nc. Got {str(out)!r}.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = sidecar_folder(out)
+    _check_sidecar(folder, config)
+    for stale in folder.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    cells = config.cells()
+    todo = [c for c in cells if not (folder / _cell_name(c)).is_file()]
+    stats = {"done_before": len(cells) - len(todo), "trained": 0, "total": len(cells)}
+    bar = tqdm(total=len(cells), initial=stats["done_before"], desc="sweep cells",
+               disable=not progress, unit="cell")
+    try:
+        if workers == 1:
+            import torch
+
+            threads = torch.get_num_threads()
+            try:
+                for cell in todo:
+                    _run_cell(config, cell, str(folder), threads_per_worker)
+                    stats["trained"] += 1
+                    bar.update(1)
+                    if on_cell is not None:
+                        on_cell(cell)
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            context = multiprocessing.get_context("spawn")
+            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                          initializer=_ignore_interrupts)
+            try:
+                futures = {pool.submit(_run_cell, config, cell, str(folder),
+                                       threads_per_worker): cell for cell in todo}
+                for future in cf.as_completed(futures):
+                    future.result()
+                    stats["trained"] += 1
+                    bar.update(1)
+                    if on_cell is not None:
+                        on_cell(futures[future])
+            except BaseException:
+                # Finished cells are already on disk; drop the queue and stop the cells in
+                # flight (their partial files are temporary and are removed on the next run).
+                # (shutdown() forgets the worker processes, so take them first).
+                workers_alive = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in workers_alive:
+                    process.terminate()
+                raise
+            pool.shutdown(wait=True)
+    finally:
+        bar.close()
+    merged = merge_cells(config, folder)
+    tmp = out.with_name(f".{out.name}.tmp")
+    merged.to_netcdf(tmp)
+    os.replace(tmp, out)
+    return merged, stats
