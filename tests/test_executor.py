@@ -323,7 +323,8 @@ def _sparse_matrix(units, density, seed, dtype):
 @pytest.mark.parametrize("lr", [1.0, 0.3])
 @pytest.mark.parametrize("activation", ["tanh", "identity", "relu"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_in_place_loop_is_bitwise_the_plain_loop(layout, batch, lr, activation, dtype):
+@pytest.mark.parametrize("ragged", [True, False])
+def test_in_place_loop_is_bitwise_the_plain_loop(layout, batch, lr, activation, dtype, ragged):
     import warnings
 
     dense = _sparse_matrix(60, 0.1, 0, dtype)
@@ -334,7 +335,7 @@ def test_in_place_loop_is_bitwise_the_plain_loop(layout, batch, lr, activation, 
     gen = torch.Generator().manual_seed(1)
     drive = torch.randn(batch, 50, 60, generator=gen, dtype=torch.float64).to(dtype)
     state = torch.randn(batch, 60, generator=gen, dtype=torch.float64).to(dtype)
-    lengths = torch.tensor([50, 21, 4])[:batch] if batch > 1 else None
+    lengths = torch.tensor([50, 21, 4])[:batch] if batch > 1 and ragged else None
     act = F.get_activation(activation)
     want_states, want_final = _plain_loop(state, drive, W, lr, act, lengths)
     drive_before, state_before = drive.clone(), state.clone()
