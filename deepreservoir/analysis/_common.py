@@ -455,3 +455,49 @@ def layer_drive(layer: Layer, received: Tensor) -> Tensor:
                             device=device)
         return drive if bias is None else drive + bias
     return F.reservoir_drive(x, layer.Win.to(device, torch.float64), bias)
+
+
+def recurrent_layer_drives(target: Any, inputs: Any, length: int, seed: int, *, lr: float,
+                           activation: str, owner: str) -> tuple[list[Layer], dict[str, Tensor]]:
+    """The square recurrent layers of ``target`` and the (T, N) drive each one receives.
+
+    For a model or a node, ``inputs`` (default: ``length`` seeded uniform steps)
+    runs through the model and every reservoir gets ``Win·u + b`` of what it
+    receives there. For a bare (N, N) matrix, ``inputs`` is that drive itself
+    (default: ``length`` zero steps), and ``lr`` and ``activation`` describe the map.
+    """
+    if activation not in ELEMENTWISE:
+        raise ParameterError(
+            f"The 'activation' parameter of {owner} must be one of {', '.join(ELEMENTWISE)}. "
+            f"Got {activation!r}."
+        )
+    if isinstance(target, (Model, Node)):
+        features = model_input_dim(target)
+        if inputs is None:
+            if features is None:
+                raise ParameterError(
+                    f"The 'inputs' parameter of {owner} is needed: the model's input size "
+                    f"is unknown until it sees data. Got None."
+                )
+            series = default_inputs(length, features, seed, dtype=torch.float64,
+                                    device=torch.device("cpu"))
+        else:
+            series = as_sequence(inputs, owner)
+        model = ensure_built(target, series.shape[1], owner)
+        layers = find_layers(target, owner, recurrent_only=True, square_only=True)
+        received = layer_inputs(model, series, [layer.name for layer in layers], owner)
+        return layers, {layer.name: layer_drive(layer, received[layer.name][0])
+                        for layer in layers}
+    layers = find_layers(target, owner, lr=lr, activation=activation, square_only=True)
+    layer = layers[0]
+    n = layer.weight.shape[0]
+    if inputs is None:
+        return layers, {layer.name: torch.zeros(length, n, dtype=torch.float64,
+                                                device=layer.weight.device)}
+    drive = check_finite(as_tensor(inputs, "inputs", owner), "inputs", owner)
+    if drive.ndim != 2 or drive.shape[1] != n:
+        raise DataError(
+            f"The 'inputs' argument of {owner} for a bare ({n}, {n}) matrix is the "
+            f"drive Win·u + b and must have shape (T, {n}). Got shape {tuple(drive.shape)}."
+        )
+    return layers, {layer.name: drive}

@@ -47,23 +47,16 @@ from deepreservoir import functional as F
 from deepreservoir.analysis._common import (
     ELEMENTWISE,
     Layer,
-    as_sequence,
     as_tensor,
     check_finite,
     check_int,
     check_real,
-    default_inputs,
-    ensure_built,
     find_layers,
-    layer_drive,
-    layer_inputs,
     make_attrs,
-    model_input_dim,
+    recurrent_layer_drives,
 )
 from deepreservoir.analysis.spectra import _radius_of
 from deepreservoir.errors import DataError, ParameterError
-from deepreservoir.graph import Model
-from deepreservoir.nodes.base import Node
 from deepreservoir.spectral import DENSE_LIMIT
 
 __all__ = ["benettin", "depth_lyapunov", "lyapunov_exponents"]
@@ -248,44 +241,9 @@ def lyapunov_exponents(target: Any, *, inputs: Any = None, steps: int = 1000,
     steps, warmup, n_exponents, seed, _ = _check_options(owner, steps, warmup, n_exponents,
                                                          seed)
     lr = check_real(lr, "lr", owner, 0.0, 1.0, closed="right")
-    if activation not in ELEMENTWISE:
-        raise ParameterError(
-            f"The 'activation' parameter of {owner} must be one of {', '.join(ELEMENTWISE)}. "
-            f"Got {activation!r}."
-        )
     total = warmup + steps
-    drives: dict[str, Tensor] = {}
-    if isinstance(target, (Model, Node)):
-        features = model_input_dim(target)
-        if inputs is None:
-            if features is None:
-                raise ParameterError(
-                    f"The 'inputs' parameter of {owner} is needed: the model's input size "
-                    f"is unknown until it sees data. Got None."
-                )
-            series = default_inputs(total, features, seed, dtype=torch.float64,
-                                    device=torch.device("cpu"))
-        else:
-            series = as_sequence(inputs, owner)
-        model = ensure_built(target, series.shape[1], owner)
-        layers = find_layers(target, owner, recurrent_only=True, square_only=True)
-        received = layer_inputs(model, series, [layer.name for layer in layers], owner)
-        for layer in layers:
-            drives[layer.name] = layer_drive(layer, received[layer.name][0])
-    else:
-        layers = find_layers(target, owner, lr=lr, activation=activation, square_only=True)
-        n = layers[0].weight.shape[0]
-        if inputs is None:
-            drive = torch.zeros(total, n, dtype=torch.float64, device=layers[0].weight.device)
-        else:
-            drive = check_finite(as_tensor(inputs, "inputs", owner), "inputs", owner)
-            if drive.ndim != 2 or drive.shape[1] != n:
-                raise DataError(
-                    f"The 'inputs' argument of {owner} for a bare ({n}, {n}) matrix is the "
-                    f"drive Win·u + b and must have shape (T, {n}). Got shape "
-                    f"{tuple(drive.shape)}."
-                )
-        drives[layers[0].name] = drive
+    layers, drives = recurrent_layer_drives(target, inputs, total, seed, lr=lr,
+                                            activation=activation, owner=owner)
     exponents, running = [], []
     for layer in layers:
         drive = drives[layer.name]
