@@ -44,11 +44,9 @@ PAPER_ACCURACY = {"static": {1: 89.33, 2: 92.73, 4: 95.44, 8: 96.80},
 def _config(quick: bool) -> dict:
     if quick:
         return {"dataset": "digits", "preset": "tiny", "num_samples": None,
-                "ranks": (1, 8), "seeds": 1,
-                "train": TrainConfig(epochs=8)}
+                "ranks": (1, 8), "seeds": 1, "train": TrainConfig(epochs=8)}
     return {"dataset": "mnist1d", "preset": "medium", "num_samples": None,
-                "ranks": (1, 2, 4, 8), "seeds": 2,
-            "train": TrainConfig(epochs=20)}
+            "ranks": (1, 2, 4, 8), "seeds": 2, "train": TrainConfig(epochs=20)}
 
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = True) -> dict:

@@ -96,6 +96,15 @@ class _Adapter(nn.Module):
     def _gate(self) -> Tensor | float:
         return 1.0 if self.beta_ is None else self.beta_
 
+    @property
+    def weight(self) -> Tensor:
+        """The merged weight, as code that reads ``module.weight`` expects."""
+        return self.effective_weight()
+
+    @property
+    def bias(self) -> Tensor | None:
+        return getattr(self, "bias_", None)
+
     def extra_repr(self) -> str:
         return (f"key=({self.key.root}, {self.key.path!r}), r={self.r}, scale={self.scale:g}, "
                 f"family={self.family!r}, bias={self.bias_mode!r}")
@@ -123,14 +132,6 @@ class AdaptedLinear(_Adapter):
         if self.r == 0:
             return self.W_
         return self._gate() * self.W_ + F.lora_delta(self.A_, self.B_, self.scale)
-
-    @property
-    def weight(self) -> Tensor:
-        return self.effective_weight()
-
-    @property
-    def bias(self) -> Tensor | None:
-        return self.bias_
 
     def forward(self, x: Tensor) -> Tensor:
         return F.lora_linear(x, self.W_, self.A_, self.B_, self._gate(), self.scale, self.bias_)
@@ -187,14 +188,6 @@ class AdaptedConv(_Adapter):
         delta = torch.einsum("or,r...->o...", B, self.A_)
         return self._gate() * self.W_ + self.scale * delta
 
-    @property
-    def weight(self) -> Tensor:
-        return self.effective_weight()
-
-    @property
-    def bias(self) -> Tensor | None:
-        return self.bias_
-
     def forward(self, x: Tensor) -> Tensor:
         out = self._conv(x, self.W_)
         if self.r > 0:
@@ -241,10 +234,6 @@ class AdaptedEmbedding(_Adapter):
         if self.r == 0:
             return self.W_
         return self._gate() * self.W_ + F.lora_delta(self.A_, self.B_, self.scale).T
-
-    @property
-    def weight(self) -> Tensor:
-        return self.effective_weight()
 
     def forward(self, index: Tensor) -> Tensor:
         out = torch.nn.functional.embedding(index, self.W_, self.padding_idx)
