@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,10 @@ __all__ = [
     "config_attrs",
     "data",
     "figure",
+    "finish",
     "md_table",
+    "netcdf_attrs",
+    "progress_bar",
     "train",
     "write_outputs",
 ]
@@ -146,3 +149,47 @@ def write_outputs(out_dir: Path, name: str, ds: xr.Dataset, fig, summary: str) -
     plt.close(fig)
     paths[2].write_text(summary if summary.endswith("\n") else summary + "\n")
     return paths
+
+
+def netcdf_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes netCDF can store: bools as ints, None as "none", containers as JSON."""
+    safe: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, bool | np.bool_):
+            safe[key] = int(value)
+        elif value is None:
+            safe[key] = "none"
+        elif isinstance(value, dict | list | tuple):
+            safe[key] = json.dumps(value, default=str)
+        elif isinstance(value, np.generic):
+            safe[key] = value.item()
+        else:
+            safe[key] = value
+    return safe
+
+
+def progress_bar(items: Iterable[Any], enabled: bool, description: str, total: int | None = None):
+    """A tqdm bar over ``items`` when ``enabled``, else the items themselves."""
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=description, total=total, leave=False)
+
+
+def finish(name: str, out_dir: Path, dataset: xr.Dataset, summary: str, fig,
+           claims: Mapping[str, bool], config: Mapping[str, Any], timer: Timer) -> dict:
+    """Write the three files of a study and return its result dict (the study contract).
+
+    ``summary`` may contain ``{seconds}``, replaced by the run time; the run
+    time and ``config`` are also stored in the Dataset's attributes.
+    """
+    seconds = timer.seconds
+    claims = {key: bool(value) for key, value in claims.items()}
+    dataset.attrs.update(netcdf_attrs({"study": name, "config": dict(config),
+                                       "run_seconds": round(seconds, 2), "claims": claims}))
+    text = summary.replace("{seconds}", f"{seconds:.1f}")
+    paths = write_outputs(out_dir, name, dataset, fig, text)
+    return {"dataset": dataset, "summary": text, "claims": claims,
+            "files": [str(path) for path in paths]}
+

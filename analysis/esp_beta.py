@@ -14,7 +14,6 @@ point is that the condition fails everywhere while β stays positive.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +22,11 @@ import xarray as xr
 import deepreservoir as dr
 from deepreservoir import analysis
 from deepreservoir.datasets import load_digits, load_mnist1d
+from deepreservoir.studies import load_helper
 
 TITLE = "Echo-state conditions vs β across layers"
 PAPER = "Fig. 17: σ₁(W_seed) far above 1 at every layer (sufficient ESP condition fails), β > 0"
 
-
-def _load_common():
-    spec = importlib.util.spec_from_file_location(
-        "_e_common", Path(__file__).with_name("_e_common.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _config(quick: bool, seed: int) -> dict:
@@ -67,7 +60,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    common = _load_common()
+    common = load_helper("_common", Path(__file__).parent)
     timer = common.Timer()
     config = _config(quick, seed)
     data = load_digits(seed=seed) if config["dataset"] == "digits" else load_mnist1d()
@@ -166,7 +159,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
         f"Ours: {config['dataset']}, LottaLoRA MLP hidden {config['hidden']}, r = {config['r']}, "
         f"W_seed ~ N(0, 1/d_in), {epochs} epochs, lr {config['lr']}, seeds {config['seeds']}; "
         f"test accuracy {cell(accuracy)}. Mean ± std over seeds:",
-        common.table(["layer", "d_in", "d_out", "σ₁(W_seed)", "σ₁(effective)", "ρ(W_seed)",
+        common.md_table(["layer", "d_in", "d_out", "σ₁(W_seed)", "σ₁(effective)", "ρ(W_seed)",
                       "ρ(effective)", "β", "depth log-growth"], rows),
         f"σ₁(W_seed) ranges {frozen_s1.min():.2f}–{frozen_s1.max():.2f} and σ₁(effective) "
         f"{effective_s1.min():.2f}–{effective_s1.max():.2f}: the sufficient condition σ₁ < 1 "

@@ -17,7 +17,6 @@ Two settings:
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import xarray as xr
 import deepreservoir as dr
 from deepreservoir import analysis
 from deepreservoir.datasets import load_digits, load_mnist1d
+from deepreservoir.studies import load_helper
 
 TITLE = "Intrinsic dimension: saturation rank r*(ε) against PCA, participation ratio, TwoNN"
 PAPER = ("Claim (3): the rank at which LoRA saturates, r*(ε) = min r with "
@@ -33,13 +33,6 @@ PAPER = ("Claim (3): the rank at which LoRA saturates, r*(ε) = min r with "
 
 ESTIMATORS = ["pca", "participation_ratio", "twonn", "mle"]
 
-
-def _load_common():
-    spec = importlib.util.spec_from_file_location(
-        "_e_common", Path(__file__).with_name("_e_common.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _config(quick: bool, seed: int) -> dict:
@@ -181,7 +174,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    common = _load_common()
+    common = load_helper("_common", Path(__file__).parent)
     timer = common.Timer()
     config = _config(quick, seed)
     loss, loss_full, planted_r_star, planted_geometry = _planted(config, common, progress)
@@ -265,7 +258,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
         "r* from the LoRA rank sweep (MSE, ε in MSE units; one missing direction costs at "
         "least 0.6²/12 = 0.03), and the geometric estimators (PCA 90 %, participation ratio, "
         "TwoNN, MLE k = 20) on the targets and on the inputs:",
-        common.table(["k", *eps_cols, *[f"targets: {e}" for e in ESTIMATORS],
+        common.md_table(["k", *eps_cols, *[f"targets: {e}" for e in ESTIMATORS],
                       *[f"inputs: {e}" for e in ESTIMATORS]], planted_rows),
         "The rank sweep recovers k " + ("exactly at every k" if claims["planted_k_recovered"]
                                         else "not at every k (see table)")
@@ -276,12 +269,12 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
         f"## {config['dataset']} (MLP {config['hidden']}, {config['epochs']} epochs, "
         f"{config['seeds']} seed(s))",
         f"Full training: test accuracy {full_acc:.3f}.",
-        common.table(["rank", "accuracy", "% of full"], accuracy_rows),
-        common.table(["ε (accuracy)", "r*(ε), seed mean curve", "r* range over seeds"],
+        common.md_table(["rank", "accuracy", "% of full"], accuracy_rows),
+        common.md_table(["ε (accuracy)", "r*(ε), seed mean curve", "r* range over seeds"],
                      bench_rows),
         _saturation_sentence(saturation, mean_acc, full_acc, config["ranks"]),
         "Geometric estimators on the test inputs and activations:",
-        common.table(["points", *ESTIMATORS], geometry_rows),
+        common.md_table(["points", *ESTIMATORS], geometry_rows),
         "The saturation rank and the geometric estimates measure different things: r* is the "
         "rank of the *change* the task needs on top of the random scaffold; PCA and the other "
         "estimators describe the spread of the points. They need not agree (compare r* with "

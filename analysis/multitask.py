@@ -19,7 +19,6 @@ Measures (per repetition, evaluation seed and task):
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ import xarray as xr
 
 import deepreservoir as dr
 from deepreservoir.datasets import load_digits, load_mnist1d
+from deepreservoir.studies import load_helper
 
 TITLE = "Seed-gated multi-task: one adapter, three seeds, disjoint labels"
 PAPER = "Fig. 3: one adapter across 3 seeds specialises by seed and rejects other seeds' classes"
@@ -35,13 +35,6 @@ PAPER = "Fig. 3: one adapter across 3 seeds specialises by seed and rejects othe
 OWNERS = {11: [0, 1, 2], 22: [3, 4, 5], 33: [6, 7, 8, 9]}
 UNSEEN_SEED = 44
 
-
-def _load_common():
-    spec = importlib.util.spec_from_file_location(
-        "_e_common", Path(__file__).with_name("_e_common.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _config(quick: bool, seed: int) -> dict:
@@ -83,7 +76,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    common = _load_common()
+    common = load_helper("_common", Path(__file__).parent)
     timer = common.Timer()
     config = _config(quick, seed)
     torch.manual_seed(seed)
@@ -169,7 +162,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
         f"{config['epochs']} epochs, lr {config['lr']}, mean over {config['repetitions']} "
         f"repetition(s); label owners {OWNERS}; seed {UNSEEN_SEED} was never trained.",
         "Test accuracy (rows: scaffold seed at evaluation; columns: whose labels):",
-        common.table(header, rows),
+        common.md_table(header, rows),
         f"Own-task accuracy under the owning seed: {diagonal.min():.3f}–{diagonal.max():.3f}; "
         f"foreign tasks: at most {off.max():.3f}. Under a trained seed, "
         f"{100 * rejection.min():.1f}–{100 * rejection.max():.1f} % of another seed's inputs "

@@ -19,7 +19,6 @@ NMSE = mean((ŷ − y)²)/var(y), Mackey–Glass by NRMSE = RMSE / (max − min)
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 import xarray as xr
 
 import deepreservoir as dr
+from deepreservoir.studies import load_helper
 
 TITLE = "The time axis: ESN + Ridge against LoRA on W (BPTT) + LoRAReadout"
 PAPER = ("REFERENCE.md benchmarks: NARMA-10 NMSE 0.107 ± 0.012 (N = 50, 1000/1000 steps); "
@@ -45,13 +45,6 @@ TASKS = {
                      "input_connectivity": 0.1, "score": "NRMSE (min-max)"},
 }
 
-
-def _load_common():
-    spec = importlib.util.spec_from_file_location(
-        "_e_common", Path(__file__).with_name("_e_common.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _config(quick: bool, seed: int) -> dict:
@@ -122,7 +115,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    common = _load_common()
+    common = load_helper("_common", Path(__file__).parent)
     timer = common.Timer()
     config = _config(quick, seed)
     tasks, seeds = list(TASKS), config["seeds"]
@@ -206,7 +199,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
         f"each window not scored), Adam lr {config['lr']}, {config['epochs']} epochs, batch "
         f"{config['batch_size']}, LoRA rank on W r = {config['r']}; float64. Mean ± std over "
         "seeds of the test score:",
-        common.table(["task", "contender", "N", "test score", "train seconds"], rows),
+        common.md_table(["task", "contender", "N", "test score", "train seconds"], rows),
         "Against the references: NARMA-10 ESN + Ridge "
         f"{mean[narma, ridge]:.3g} vs {reference['narma10']}; Mackey–Glass ESN + Ridge "
         f"{mean[mg, ridge]:.3g} at N = {TASKS['mackey_glass']['units']} vs "
