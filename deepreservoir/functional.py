@@ -24,6 +24,7 @@ __all__ = [
     "csr_operator",
     "get_activation",
     "leaky_update",
+    "lora_convention",
     "lora_delta",
     "lora_linear",
     "lora_recurrent_matmul",
@@ -444,6 +445,24 @@ def lora_scale(r: int, alpha: float | None = None, rslora: bool = False) -> floa
         return 0.0
     a = float(r) if alpha is None else float(alpha)
     return a / math.sqrt(r) if rslora else a / r
+
+
+def lora_convention(r: int, alpha: float | None = None, rslora: bool = False) -> str:
+    """A one-line statement of the α convention in use.
+
+    Examples
+    --------
+    >>> lora_convention(8)
+    'α/r = 8/8 = 1 (alpha=None: α = r)'
+    >>> lora_convention(4, alpha=4.0, rslora=True)
+    'α/√r = 4/√4 = 2'
+    """
+    if r == 0:
+        return "r = 0: no adapter"
+    value = float(r) if alpha is None else float(alpha)
+    rule, root = ("α/√r", f"√{r}") if rslora else ("α/r", f"{r}")
+    default = " (alpha=None: α = r)" if alpha is None else ""
+    return f"{rule} = {value:g}/{root} = {lora_scale(r, alpha, rslora):g}{default}"
 
 
 def lora_delta(A: Tensor, B: Tensor, scale: float) -> Tensor:

@@ -267,12 +267,7 @@ class Reservoir(Node):
 
     def alpha_convention(self) -> str:
         """A one-line statement of the α convention, e.g. ``α/r = 4/4 = 1``."""
-        if self.r == 0:
-            return "r = 0: no adapter"
-        alpha = float(self.r) if self.alpha is None else self.alpha
-        rule, root = ("α/√r", f"√{self.r}") if self.rslora else ("α/r", f"{self.r}")
-        default = " (alpha=None: α = r)" if self.alpha is None else ""
-        return f"{rule} = {alpha:g}/{root} = {self.scale:g}{default}"
+        return F.lora_convention(self.r, self.alpha, self.rslora)
 
     def _lora_operator(self) -> Tensor:
         # Backpropagating through a CSR product works but is 2-8x slower than dense

@@ -97,13 +97,7 @@ class LowRankNode(Node):
 
     def alpha_convention(self) -> str:
         """A one-line statement of the α convention in use, e.g. ``α/r = 8/8 = 1``."""
-        if self.r == 0:
-            return "r = 0: no adapter"
-        alpha = float(self.r) if self.alpha is None else self.alpha
-        rule = "α/√r" if self.rslora else "α/r"
-        root = f"√{self.r}" if self.rslora else f"{self.r}"
-        default = " (alpha=None: α = r)" if self.alpha is None else ""
-        return f"{rule} = {alpha:g}/{root} = {self.scale:g}{default}"
+        return F.lora_convention(self.r, self.alpha, self.rslora)
 
     def _lora_hyperparameters(self) -> dict[str, Any]:
         return {"r": self.r, "alpha": self.alpha, "rslora": self.rslora,
