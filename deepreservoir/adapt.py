@@ -96,6 +96,14 @@ class _Adapter(nn.Module):
     def _gate(self) -> Tensor | float:
         return 1.0 if self.beta_ is None else self.beta_
 
+    def _filled(self, layer: nn.Module) -> nn.Module:
+        """``layer`` with the merged weight and this adapter's bias copied in."""
+        with torch.no_grad():
+            layer.weight.copy_(self.effective_weight())
+            if self.bias is not None:
+                layer.bias.copy_(self.bias)
+        return layer
+
     @property
     def weight(self) -> Tensor:
         """The merged weight, as code that reads ``module.weight`` expects."""
@@ -140,11 +148,7 @@ class AdaptedLinear(_Adapter):
         """A plain ``nn.Linear`` holding the merged weight and bias."""
         layer = nn.Linear(self.in_features, self.out_features, bias=self.bias_ is not None,
                           dtype=self.W_.dtype, device=self.W_.device)
-        with torch.no_grad():
-            layer.weight.copy_(self.effective_weight())
-            if self.bias_ is not None:
-                layer.bias.copy_(self.bias_)
-        return layer
+        return self._filled(layer)
 
 
 class AdaptedConv(_Adapter):
@@ -202,11 +206,7 @@ class AdaptedConv(_Adapter):
         layer = cls(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
                     padding=self.padding, dilation=self.dilation, bias=self.bias_ is not None,
                     dtype=self.W_.dtype, device=self.W_.device)
-        with torch.no_grad():
-            layer.weight.copy_(self.effective_weight())
-            if self.bias_ is not None:
-                layer.bias.copy_(self.bias_)
-        return layer
+        return self._filled(layer)
 
 
 class AdaptedEmbedding(_Adapter):
