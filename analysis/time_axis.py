@@ -26,6 +26,7 @@ import torch
 import xarray as xr
 
 import deepreservoir as dr
+from deepreservoir.datasets import narma10
 from deepreservoir.studies import load_helper
 
 TITLE = "The time axis: ESN + Ridge against LoRA on W (BPTT) + LoRAReadout"
@@ -52,16 +53,6 @@ def _config(quick: bool, seed: int) -> dict:
         return {"seeds": [seed], "r": 4, "epochs": 30, "lr": 1e-2, "batch_size": 16}
     return {"seeds": [seed, seed + 1], "r": 4, "epochs": 150, "lr": 1e-2, "batch_size": 16}
 
-
-def narma10(steps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Input u(t) ~ U[0, 0.5] and target y(t+1) of NARMA-10, each (steps, 1)."""
-    total = steps + TRANSIENT + 1
-    u = rng.uniform(0.0, 0.5, size=total)
-    y = np.zeros(total)
-    for t in range(9, total - 1):
-        y[t + 1] = (0.3 * y[t] + 0.05 * y[t] * y[t - 9: t + 1].sum()
-                    + 1.5 * u[t - 9] * u[t] + 0.1)
-    return u[TRANSIENT: TRANSIENT + steps, None], y[TRANSIENT + 1: TRANSIENT + steps + 1, None]
 
 
 def mackey_glass_task(steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +122,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
         task, contender, model_seed = tasks[i], CONTENDERS[j], seeds[k]
         if (task, model_seed) not in data:
             steps = WARMUP + TRAIN + TEST
-            data[task, model_seed] = (narma10(steps, np.random.default_rng(model_seed))
+            data[task, model_seed] = (narma10(steps, model_seed, transient=TRANSIENT)
                                       if task == "narma10" else
                                       mackey_glass_task(steps, model_seed))
         u, y = data[task, model_seed]

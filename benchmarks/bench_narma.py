@@ -4,7 +4,7 @@ Task
 ----
 ``y(t+1) = 0.3·y(t) + 0.05·y(t)·Σ_{i=0}^{9} y(t−i) + 1.5·u(t−9)·u(t) + 0.1`` with
 ``u(t) ~ U[0, 0.5]`` i.i.d. The network reads ``u(t)`` and is trained to output
-``y(t+1)``. The generator is written here (``narma10``) because
+``y(t+1)``. The generator is ``deepreservoir.datasets.narma10``, written because
 ``reservoirpy.datasets.narma`` uses ``Σ y(t−n..t−1)`` and ``u(t−n)``, one step
 off the textbook recurrence above. Every seed draws its own input sequence
 and its own reservoir; the first 200 generated steps (the system's transient)
@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 import deepreservoir as dr
+from deepreservoir.datasets import narma10
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
 
@@ -64,17 +65,6 @@ GRID = {
     "ridge": [1e-12, 1e-10, 1e-8, 1e-6],
 }
 
-
-def narma10(steps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """NARMA-10 input u(t) and target y(t+1), each of shape (steps, 1)."""
-    total = steps + TRANSIENT + 1
-    u = rng.uniform(0.0, 0.5, size=total)
-    y = np.zeros(total)
-    for t in range(9, total - 1):
-        y[t + 1] = (0.3 * y[t] + 0.05 * y[t] * y[t - 9: t + 1].sum()
-                    + 1.5 * u[t - 9] * u[t] + 0.1)
-    u, target = u[TRANSIENT: TRANSIENT + steps], y[TRANSIENT + 1: TRANSIENT + steps + 1]
-    return u[:, None], target[:, None]
 
 
 def nmse(pred: np.ndarray, target: np.ndarray) -> float:
@@ -102,7 +92,7 @@ def make_theirs(seed: int, sr: float, lr: float, input_scaling: float, bias_scal
 
 def score(make, seed: int, params: dict, fit_steps: int, eval_steps: int) -> float:
     """Fit on warmup + ``fit_steps``, then score the next ``eval_steps``."""
-    u, y = narma10(WARMUP + TRAIN + TEST, np.random.default_rng(seed))
+    u, y = narma10(WARMUP + TRAIN + TEST, seed, transient=TRANSIENT)
     model = make(seed, **params)
     stop = WARMUP + fit_steps
     model.fit(u[:stop], y[:stop], warmup=WARMUP)

@@ -4,9 +4,10 @@
   its templates by the ``mnist1d`` package (``pip install mnist1d``); its
   ``get_dataset`` would download, :func:`load_mnist1d` never does.
 * :func:`load_digits`: scikit-learn's bundled 8×8 digits.
+* :func:`narma10`: the NARMA-10 input/target series (a time-series benchmark).
 
-Both return ``dict(x_train, y_train, x_test, y_test)`` as float32 features and
-int64 labels.
+The two classification sets return ``dict(x_train, y_train, x_test, y_test)``
+as float32 features and int64 labels.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from deepreservoir.errors import DataError
 
-__all__ = ["load_digits", "load_mnist1d"]
+__all__ = ["load_digits", "load_mnist1d", "narma10"]
 
 
 def load_mnist1d(seed: int = 42, num_samples: int = 5000) -> dict[str, np.ndarray]:
@@ -60,3 +61,52 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> dict[str, np.ndarr
     n_test = round(test_fraction * len(y))
     test, train = order[:n_test], order[n_test:]
     return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+
+
+def narma10(steps: int, seed: int | np.random.Generator = 0, *, transient: int = 200
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """NARMA-10: input ``u(t) ~ U[0, 0.5]`` and one-step target ``y(t+1)``.
+
+    ``y(t+1) = 0.3·y(t) + 0.05·y(t)·Σ_{i=0}^{9} y(t−i) + 1.5·u(t−9)·u(t) + 0.1``,
+    started from ``y = 0``; the first ``transient`` steps are dropped.
+
+    Parameters
+    ----------
+    steps : int >= 1
+        Length of the returned series.
+    seed : int >= 0 or numpy.random.Generator
+        Source of the input draws.
+    transient : int >= 10
+        Steps generated and dropped before the returned window.
+
+    Returns
+    -------
+    u, y : ndarray, shape (steps, 1)
+        ``y[t]`` is the target for input ``u[t]``, i.e. ``y(t+1)``.
+
+    Examples
+    --------
+    >>> u, y = narma10(500, seed=3)
+    >>> u.shape, y.shape
+    ((500, 1), (500, 1))
+    """
+    for name, value, low in (("steps", steps, 1), ("transient", transient, 10)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise DataError(f"The '{name}' parameter of narma10 must be an int >= {low}. "
+                            f"Got {value!r}.")
+    if isinstance(seed, np.random.Generator):
+        rng = seed
+    elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
+        rng = np.random.default_rng(int(seed))
+    else:
+        raise DataError(f"The 'seed' parameter of narma10 must be an int >= 0 or a numpy "
+                        f"Generator. Got {seed!r}.")
+    total = steps + transient + 1
+    u = rng.uniform(0.0, 0.5, size=total)
+    y = np.zeros(total)
+    for t in range(9, total - 1):
+        y[t + 1] = (0.3 * y[t] + 0.05 * y[t] * y[t - 9: t + 1].sum()
+                    + 1.5 * u[t - 9] * u[t] + 0.1)
+    return (u[transient: transient + steps, None],
+            y[transient + 1: transient + steps + 1, None])
+

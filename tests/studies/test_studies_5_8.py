@@ -120,8 +120,9 @@ def test_time_axis(results):
 
 
 def test_narma10_follows_the_recurrence():
-    module = load_study("time_axis")
-    u, y = module.narma10(300, np.random.default_rng(3))
+    from deepreservoir.datasets import narma10
+
+    u, y = narma10(300, np.random.default_rng(3))
     assert u.shape == y.shape == (300, 1)
     assert u.min() >= 0 and u.max() <= 0.5
     # y holds y(t+1) for the input u(t): check the recurrence inside the window
@@ -129,3 +130,23 @@ def test_narma10_follows_the_recurrence():
         expected = (0.3 * y[t - 1, 0] + 0.05 * y[t - 1, 0] * y[t - 10: t, 0].sum()
                     + 1.5 * u[t - 9, 0] * u[t, 0] + 0.1)
         assert y[t, 0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"steps": 0}, "steps"), ({"steps": 2.5}, "steps"),
+                                          ({"seed": -1}, "seed"), ({"transient": 3}, "transient")])
+def test_narma10_rejects_bad_arguments(kwargs, name):
+    from deepreservoir.datasets import narma10
+    from deepreservoir.errors import DataError
+
+    arguments = {"steps": 10, **kwargs}
+    with pytest.raises(DataError, match=f"'{name}' parameter of narma10"):
+        narma10(**arguments)
+
+
+def test_narma10_same_seed_same_series():
+    from deepreservoir.datasets import narma10
+
+    first, second = narma10(50, 7), narma10(50, np.random.default_rng(7))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not np.array_equal(first[0], narma10(50, 8)[0])
+
