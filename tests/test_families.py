@@ -38,18 +38,7 @@ from deepreservoir.families import (
 )
 from deepreservoir.seeding import SeedKey, standard_normal
 
-
-@pytest.fixture(autouse=True)
-def single_blas_thread():
-    """Run LAPACK single-threaded: on a busy 2-core machine, threaded OpenBLAS can spin
-    for tens of seconds on one eigendecomposition. Results do not depend on this."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional speed-up only
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 GOLDEN_NODE = SeedKey(2024, "golden/node")
 GOLDEN_SHAPE = (16, 12)

@@ -12,18 +12,7 @@ import deepreservoir.spectral
 from deepreservoir.errors import DataError
 from deepreservoir.spectral import spectral_norm, spectral_radius, spectral_radius_with_error
 
-
-@pytest.fixture(autouse=True)
-def single_blas_thread():
-    """Run LAPACK single-threaded: on a busy 2-core machine, threaded OpenBLAS can spin
-    for tens of seconds on one eigendecomposition. Results do not depend on this."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional speed-up only
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def sparse_random(n, density=0.1, seed=0):
