@@ -202,6 +202,7 @@ class AdaptedConv(_Adapter):
         return out
 
     def to_dense(self) -> nn.Module:
+        """A plain ``nn.ConvNd`` holding the merged kernel and bias."""
         cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[self.dims - 1]
         layer = cls(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
                     padding=self.padding, dilation=self.dilation, bias=self.bias_ is not None,
@@ -243,6 +244,7 @@ class AdaptedEmbedding(_Adapter):
         return self._gate() * out + self.scale * low
 
     def to_dense(self) -> nn.Embedding:
+        """A plain ``nn.Embedding`` holding the merged table."""
         layer = nn.Embedding(self.num_embeddings, self.embedding_dim,
                              padding_idx=self.padding_idx, dtype=self.W_.dtype,
                              device=self.W_.device)
@@ -315,6 +317,7 @@ class AdaptedMultiheadAttention(nn.MultiheadAttention):
         return None if self._qkv_same_embed_dim else self._proj("v_proj")
 
     def to_dense(self) -> nn.MultiheadAttention:
+        """A plain ``nn.MultiheadAttention`` holding the merged projections."""
         dense = copy.deepcopy(self)
         weights = {n: self._proj(n).detach().clone() for n in ("q_proj", "k_proj", "v_proj")}
         bias = self.in_proj_bias

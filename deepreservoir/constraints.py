@@ -33,9 +33,11 @@ class Constraint:
     """A rule a hyperparameter value must satisfy."""
 
     def accepts(self, value: Any) -> bool:  # pragma: no cover - interface
+        """Whether ``value`` satisfies the rule."""
         raise NotImplementedError
 
     def describe(self) -> str:  # pragma: no cover - interface
+        """The rule in words, as error messages quote it (e.g. ``"a real in (0, 1]"``)."""
         raise NotImplementedError
 
 
