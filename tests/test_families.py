@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.stats
+from blas_threads import single_blas_thread  # noqa: F401  (a fixture)
 
 from deepreservoir.errors import ParameterError
 from deepreservoir.families import (

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.sparse
+from blas_threads import single_blas_thread  # noqa: F401  (a fixture)
 
 import deepreservoir.spectral
 from deepreservoir.errors import DataError

@@ -1,4 +1,4 @@
-"""Fixtures shared by the test modules."""
+"""A fixture that limits BLAS to one thread (imported by the modules that use it)."""
 
 import pytest
 
