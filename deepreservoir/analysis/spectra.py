@@ -16,18 +16,24 @@ plain reservoir).
 
 Methods and their errors
 ------------------------
-``"dense"`` (default up to ``dense_limit = 3000``): LAPACK ``eigvals`` /
-``svdvals`` through torch, on the matrix's device, in float64. The reported
-error is the rounding scale ``n·eps·‖W‖_F``.
+Every number comes from the package's one spectral engine,
+:mod:`deepreservoir.spectral` (:func:`deepreservoir.spectral.radius` and
+:func:`deepreservoir.spectral.singular_values`), so a matrix analysed here has
+exactly the radius a :class:`~deepreservoir.Reservoir` was scaled with. Tensors
+are copied to the CPU as float64.
 
-``"arpack"`` (default above ``dense_limit``): ARPACK on the CPU with a block of
+``"dense"`` (default up to ``dense_limit = 3000``): LAPACK ``eigvals`` /
+``svdvals`` (scipy). The reported error is the rounding scale
+``n·eps·‖W‖_F`` (radius) or ``max(M, N)·eps·σ_max`` (singular values).
+
+``"arpack"`` (default above ``dense_limit``): ARPACK with a block of
 ``k = 16`` eigenvalues (a single one can converge to the wrong eigenvalue when
-many crowd the edge of the spectrum). The reported error of the radius is
-``max(κ·‖W x − λ x‖, |ρ(W) − ρ(Wᵀ)|)``: the first-order perturbation bound of
-the top Ritz pair (residual times the eigenvalue condition number
-``κ = 1/|yᴴx|`` from the left eigenvector ``y`` found on ``Wᵀ``), together
-with the disagreement of the two independent runs on ``W`` and ``Wᵀ``. For
-singular values the error is the residual
+many crowd the edge of the spectrum) at ``tol = 1e-12``. The reported error of
+the radius is ``max(κ·‖W x − λ x‖, |ρ(W) − ρ(Wᵀ)|)``: the first-order
+perturbation bound of the top Ritz pair (residual times the eigenvalue
+condition number ``κ = 1/|yᴴx|`` from the left eigenvector ``y`` found on
+``Wᵀ``), together with the disagreement of the two independent runs on ``W``
+and ``Wᵀ``. For singular values the error is the residual
 ``sqrt(‖W v − σ u‖² + ‖Wᵀ u − σ v‖²)``, a rigorous bound on the distance from
 σ to a true singular value.
 """
@@ -37,12 +43,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse
-import scipy.sparse.linalg
 import torch
 import xarray as xr
 from torch import Tensor
 
+from deepreservoir import spectral as engine
 from deepreservoir.analysis._common import (
     Layer,
     as_square,
@@ -54,7 +59,7 @@ from deepreservoir.analysis._common import (
     make_attrs,
 )
 from deepreservoir.errors import ParameterError, format_value
-from deepreservoir.spectral import DENSE_LIMIT
+from deepreservoir.spectral import DENSE_LIMIT, METHODS
 
 __all__ = [
     "leaky_spectral_radius",
@@ -64,95 +69,30 @@ __all__ = [
     "spectral_radius",
 ]
 
-_METHODS = ("auto", "dense", "arpack")
-_ARPACK_K = 16  # block size: k = 1 misses by up to 1.6 %, k >= 6 matched dense eigvals
-
 
 def _check_method(method: Any, owner: str) -> str:
-    if method not in _METHODS:
+    if method not in METHODS:
         raise ParameterError(
-            f"The 'method' parameter of {owner} must be one of {', '.join(map(repr, _METHODS))}. "
+            f"The 'method' parameter of {owner} must be one of {', '.join(map(repr, METHODS))}. "
             f"Got {format_value(method)}."
         )
     return method
 
 
-def _use_dense(n: int, method: str, dense_limit: int) -> bool:
-    if method == "dense":
-        return True
-    if method == "arpack":
-        return n <= 3  # ARPACK needs k < n - 1; tiny matrices are always exact
-    return n <= dense_limit
-
-
-def _cpu_operator(matrix: Tensor):
-    array = matrix.detach().to("cpu", torch.float64).numpy()
-    density = float(np.count_nonzero(array)) / max(array.size, 1)
-    return (scipy.sparse.csr_matrix(array) if density < 0.3 else array), array
-
-
-def _start_vector(n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(n)
-
-
-def _arpack_top_eig(operator, n: int, seed: int) -> tuple[complex, np.ndarray, np.ndarray]:
-    k = min(_ARPACK_K, n - 2)
-    values, vectors = scipy.sparse.linalg.eigs(
-        operator, k=k, which="LM", v0=_start_vector(n, seed), ncv=min(n - 1, 4 * k),
-        tol=1e-10, maxiter=50 * n)
-    return values, vectors, np.abs(values)
+def _numpy(matrix: Tensor) -> np.ndarray:
+    """A float64 CPU copy (or view) of a tensor, for the engine."""
+    return matrix.detach().to("cpu", torch.float64).numpy()
 
 
 def _radius_of(matrix: Tensor, method: str, dense_limit: int) -> tuple[float, float, str]:
-    """(ρ, error, method used) of one square float64 matrix."""
-    n = matrix.shape[0]
-    if n == 0:
-        return 0.0, 0.0, "dense"
-    if _use_dense(n, method, dense_limit):
-        values = torch.linalg.eigvals(matrix)
-        radius = float(values.abs().max())
-        error = float(torch.finfo(matrix.dtype).eps * n * torch.linalg.matrix_norm(matrix))
-        return radius, error, "dense"
-    operator, array = _cpu_operator(matrix)
-    values, vectors, moduli = _arpack_top_eig(operator, n, seed=0)
-    top = int(np.argmax(moduli))
-    lam, x = values[top], vectors[:, top]
-    x = x / np.linalg.norm(x)
-    residual = float(np.linalg.norm(array @ x - lam * x))
-    values_t, vectors_t, moduli_t = _arpack_top_eig(operator.T, n, seed=1)
-    # Wᵀ z = λ z  ⇔  zᵀ W = λ zᵀ: z is the (unconjugated) left eigenvector for λ
-    match = int(np.argmin(np.abs(values_t - lam)))
-    z = vectors_t[:, match]
-    z = z / np.linalg.norm(z)
-    overlap = abs(np.dot(z, x))
-    kappa = 1.0 / max(overlap, np.finfo(float).tiny)
-    radius = max(float(moduli[top]), float(np.max(moduli_t)))
-    error = max(kappa * residual, abs(float(moduli[top]) - float(np.max(moduli_t))))
-    return radius, error, "arpack"
+    """(ρ, error, method used) of one square matrix, by the engine."""
+    return engine.radius(_numpy(matrix), method=method, dense_limit=dense_limit)
 
 
 def _singular_values_of(matrix: Tensor, method: str, dense_limit: int,
-                        k: int | None) -> tuple[Tensor, float, str]:
-    """(σ sorted descending, error of σ_max, method used) of one float64 matrix."""
-    size = min(matrix.shape)
-    if size == 0:
-        return matrix.new_zeros(0), 0.0, "dense"
-    if _use_dense(max(matrix.shape), method, dense_limit) or size <= 3:
-        values = torch.linalg.svdvals(matrix)
-        error = float(torch.finfo(matrix.dtype).eps * max(matrix.shape) * values[0])
-        return (values if k is None else values[:k]), error, "dense"
-    operator, array = _cpu_operator(matrix)
-    count = min(k if k is not None else 1, size - 1)
-    u, s, vt = scipy.sparse.linalg.svds(operator, k=count, which="LM",
-                                        v0=_start_vector(min(array.shape), 2),
-                                        tol=1e-10, maxiter=50 * size, solver="arpack")
-    order = np.argsort(s)[::-1]
-    u, s, vt = u[:, order], s[order], vt[order]
-    top_u, top_v = u[:, 0], vt[0]
-    residual = np.sqrt(np.linalg.norm(array @ top_v - s[0] * top_u) ** 2
-                       + np.linalg.norm(array.T @ top_u - s[0] * top_v) ** 2)
-    values = torch.as_tensor(s.copy(), dtype=matrix.dtype, device=matrix.device)
-    return values, float(residual), "arpack"
+                        k: int | None) -> tuple[np.ndarray, float, str]:
+    """(σ sorted descending, error of σ_max, method used) of one matrix, by the engine."""
+    return engine.singular_values(_numpy(matrix), k=k, method=method, dense_limit=dense_limit)
 
 
 def _is_matrix(target: Any) -> bool:
@@ -271,7 +211,7 @@ def spectral_norm(target: Any, *, method: str = "auto",
 
     def compute(layer, matrix):
         values, error, used = _singular_values_of(matrix, method, dense_limit, k=1)
-        return (float(values[0]) if values.numel() else 0.0), error, used
+        return (float(values[0]) if values.size else 0.0), error, used
 
     if _is_matrix(target):
         matrix = check_finite(as_tensor(target, "target", owner), "target", owner)
@@ -307,10 +247,8 @@ def singular_values(target: Any, *, k: int | None = None, method: str = "auto",
     attrs = make_attrs("singular_values", method, dense_limit=dense_limit, k=k)
 
     def compute(matrix):
-        needs_k = not _use_dense(max(matrix.shape), method, dense_limit)
-        kk = k if k is not None else (_ARPACK_K if needs_k else None)
-        values, _, used = _singular_values_of(matrix, method, dense_limit, kk)
-        return values.detach().cpu().numpy(), used
+        values, _, used = _singular_values_of(matrix, method, dense_limit, k)
+        return values, used
 
     if _is_matrix(target):
         matrix = check_finite(as_tensor(target, "target", owner), "target", owner)

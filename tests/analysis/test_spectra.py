@@ -115,3 +115,16 @@ def test_rectangular_layer_has_no_radius(fake_lora):
     data = spectra([fake_lora(d_out=5, d_in=8)])
     assert np.isnan(data["spectral_radius"].values).all()
     assert np.isfinite(data["spectral_norm"].values).all()
+
+
+def test_results_come_from_the_package_engine(rng):
+    from deepreservoir import spectral as engine
+
+    W = rng.standard_normal((60, 60))
+    for method, dense_limit in (("auto", 3000), ("auto", 50), ("arpack", 3000)):
+        value, error, used = engine.radius(W, method=method, dense_limit=dense_limit)
+        got = spectral_radius(torch.as_tensor(W), method=method, dense_limit=dense_limit)
+        assert (float(got), float(got["error"]), got.attrs["method"]) == (value, error, used)
+    top = singular_values(W, method="arpack")
+    assert top.sizes["index"] == engine.ARPACK_K  # the ARPACK block when k is None
+    np.testing.assert_array_equal(top.values, engine.singular_values(W, method="arpack")[0])
