@@ -95,7 +95,7 @@ def _train(task: str, contender: str, seed: int, u: np.ndarray, y: np.ndarray,
     model = _reservoir(task, seed, r) >> dr.LoRAReadout(1, r=1, seed=seed, dtype=torch.float64)
     history = model.fit(_windows(u[:stop]), _windows(y[:stop]), epochs=config["epochs"],
                         batch_size=config["batch_size"], lr=config["lr"], weight_decay=0.0,
-                        loss="mse", warmup=WINDOW_WARMUP, seed=seed, verbose=0)
+                        loss="mse", warmup=WINDOW_WARMUP, seed=seed, verbose=0).history_
     return np.asarray(model.run(u, reset=True)), float(history["loss"].values[-1])
 
 

@@ -56,7 +56,7 @@ def train(method: dict, data: dict, lr: float, seed: int, epochs: int, resample=
     model = build(method, classes, seed)
     history = model.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=128, lr=lr,
                         weight_decay=1e-2, loss="cross_entropy", validation_split=0.1,
-                        seed=seed, verbose=0, resample=resample)
+                        seed=seed, verbose=0, resample=resample).history_
     return model, history
 
 

@@ -60,7 +60,7 @@ def beta_results() -> dict:
              >> dr.Scaffold(64, r=4, seed=1, name="layer1")
              >> dr.LoRAReadout(5, r=4, seed=2, name="head"))
     history = model.fit(X_train, y_train, epochs=15, batch_size=64, lr=1e-2,
-                        loss="cross_entropy", verbose=0, seed=0)
+                        loss="cross_entropy", verbose=0, seed=0).history_
     return {
         "beta_history": analysis.beta_history(history),
         "scaffold_share": analysis.scaffold_share(model, X_test),

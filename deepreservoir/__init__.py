@@ -2,11 +2,16 @@
 
 Frozen random layers drawn from a seed, composed into graphs with ``>>``,
 trained only through small readouts and adapters.
+
+``import deepreservoir`` loads the core only; ``analysis`` (xarray, plotting)
+and the other heavy submodules load on first use.
 """
+
+from importlib import import_module
+from typing import Any
 
 from torch import float32, float64
 
-from deepreservoir import analysis, families, functional, io, seeding, training
 from deepreservoir._version import __version__
 from deepreservoir.adapt import adapt, merge
 from deepreservoir.errors import (
@@ -16,10 +21,12 @@ from deepreservoir.errors import (
     GraphError,
     NotFittedError,
     ParameterError,
+    TrainingError,
 )
 from deepreservoir.footprint import footprint, paper_param_count
-from deepreservoir.graph import Model
 from deepreservoir.io import load, save
+from deepreservoir.lora import RankCappedWarning
+from deepreservoir.model import Model
 from deepreservoir.nodes import (
     PRESETS,
     Activation,
@@ -38,7 +45,9 @@ from deepreservoir.nodes import (
     Tanh,
     scaffold_mlp,
 )
-from deepreservoir.training import TrainingError
+
+_LAZY_SUBMODULES = ("analysis", "datasets", "families", "functional", "io", "kinds", "lora",
+                    "seeding", "spectral", "threads", "training")
 
 __all__ = [
     "PRESETS",
@@ -56,6 +65,7 @@ __all__ = [
     "Node",
     "NotFittedError",
     "ParameterError",
+    "RankCappedWarning",
     "ReLU",
     "Reservoir",
     "Ridge",
@@ -67,17 +77,34 @@ __all__ = [
     "__version__",
     "adapt",
     "analysis",
+    "datasets",
     "families",
     "float32",
     "float64",
     "footprint",
     "functional",
     "io",
+    "kinds",
     "load",
+    "lora",
     "merge",
     "paper_param_count",
     "save",
     "scaffold_mlp",
     "seeding",
+    "spectral",
+    "threads",
     "training",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        module = import_module(f"deepreservoir.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'deepreservoir' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from deepreservoir import functional as F
 from deepreservoir.errors import ParameterError, format_value
 from deepreservoir.families import Normal, Uniform, get_family, make_weight
+from deepreservoir.lora import LowRankAdapter
 from deepreservoir.seeding import SeedKey
 
 __all__ = [
@@ -51,8 +52,8 @@ __all__ = [
 _BIAS_MODES = ("seeded", "zero", "train")
 
 
-class _Adapter(nn.Module):
-    """Shared state of the adapted layers: frozen W_, adapter A_, B_, gate beta_, bias."""
+class _Adapter(nn.Module, LowRankAdapter):
+    """Shared state of the adapted layers: frozen ``W_``, the LoRA component, a bias."""
 
     def _setup(self, key: SeedKey, shape: tuple[int, ...], fan_in: int, fan_out: int,
                a_shape: tuple[int, ...], b_shape: tuple[int, ...], r: int,
@@ -60,21 +61,14 @@ class _Adapter(nn.Module):
                dtype: torch.dtype, device: Any, family_default: Any = None,
                a_fan_in: int | None = None) -> None:
         self.key = key
-        self.r = int(r)
-        self.alpha = alpha
-        self.rslora = bool(rslora)
+        self._init_adapter(r, alpha, rslora, gate=True)
         self.family = family if family is not None else family_default
+        self._frozen_spec = (tuple(shape), int(fan_in), int(fan_out))
         new = dict(dtype=dtype, device=device)
-        W = make_weight(self.family, key, "W", shape, fan_in=fan_in, fan_out=fan_out)
-        self.register_buffer("W_", torch.as_tensor(W).to(**new), persistent=False)
-        if self.r > 0:
-            A = make_weight("kaiming_uniform", key, "lora_A", a_shape,
-                            fan_in=a_fan_in or fan_in, fan_out=self.r)
-            self.A_ = nn.Parameter(torch.as_tensor(A).to(**new))
-            self.B_ = nn.Parameter(torch.zeros(b_shape, **new))
-            self.beta_ = nn.Parameter(torch.ones((), **new))
-        else:
-            self.A_ = self.B_ = self.beta_ = None
+        self.register_buffer("W_", self._regenerate_frozen(**new), persistent=False)
+        self._build_adapter(key, a_shape[1], b_shape[0], dtype=dtype, device=device,
+                            a_tail=tuple(a_shape[2:]), b_tail=tuple(b_shape[2:]),
+                            a_fan_in=a_fan_in or fan_in)
         self.bias_mode = bias
         if bias is None:
             self.bias_ = None
@@ -88,13 +82,16 @@ class _Adapter(nn.Module):
             else:
                 self.register_buffer("bias_", tensor, persistent=False)
 
-    @property
-    def scale(self) -> float:
-        """``α/r`` (``α/√r`` with rsLoRA); α = r when alpha is None."""
-        return F.lora_scale(self.r, self.alpha, self.rslora)
+    def _regenerate_frozen(self, dtype=None, device=None) -> Tensor:
+        shape, fan_in, fan_out = self._frozen_spec
+        W = make_weight(self.family, self.key, "W", shape, fan_in=fan_in, fan_out=fan_out)
+        reference = getattr(self, "W_", None)
+        if reference is not None:
+            dtype, device = reference.dtype, reference.device
+        return self._zero_padding(torch.as_tensor(W).to(dtype=dtype, device=device))
 
-    def _gate(self) -> Tensor | float:
-        return 1.0 if self.beta_ is None else self.beta_
+    def _zero_padding(self, weight: Tensor) -> Tensor:
+        return weight
 
     def _filled(self, layer: nn.Module) -> nn.Module:
         """``layer`` with the merged weight and this adapter's bias copied in."""
@@ -137,12 +134,11 @@ class AdaptedLinear(_Adapter):
 
     def effective_weight(self) -> Tensor:
         """``β·W_seed + scale·B·A``, shape (out_features, in_features)."""
-        if self.r == 0:
-            return self.W_
-        return self._gate() * self.W_ + F.lora_delta(self.A_, self.B_, self.scale)
+        return self.adapted_weight(self.W_)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.lora_linear(x, self.W_, self.A_, self.B_, self._gate(), self.scale, self.bias_)
+        A, B, gate = self.adapter_terms()
+        return F.lora_linear(x, self.W_, A, B, gate, self.scale, self.bias_)
 
     def to_dense(self) -> nn.Linear:
         """A plain ``nn.Linear`` holding the merged weight and bias."""
@@ -186,17 +182,14 @@ class AdaptedConv(_Adapter):
 
     def effective_weight(self) -> Tensor:
         """``β·W_seed + scale·B·A`` as a dense kernel, shape of the original weight."""
-        if self.r == 0:
-            return self.W_
-        B = self.B_.reshape(self.out_channels, self.r)
-        delta = torch.einsum("or,r...->o...", B, self.A_)
-        return self._gate() * self.W_ + self.scale * delta
+        return self.adapted_weight(self.W_)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self._conv(x, self.W_)
-        if self.r > 0:
-            low = self._conv(self._conv(x, self.A_), self.B_, pointwise=True)
-            out = self.beta_ * out + self.scale * low
+        A, B, gate = self.adapter_terms()
+        if A is not None:
+            low = self._conv(self._conv(x, A), B, pointwise=True)
+            out = gate * out + self.scale * low
         if self.bias_ is not None:
             out = out + self.bias_.reshape(1, -1, *(1,) * self.dims)
         return out
@@ -226,22 +219,26 @@ class AdaptedEmbedding(_Adapter):
         self._setup(key, (num, dim), num, dim, (r, num), (dim, r), r, alpha, rslora, family,
                     None, embedding.weight.dtype, embedding.weight.device,
                     family_default=Normal(scale=1.0))
-        if self.padding_idx is not None:
-            with torch.no_grad():
-                self.W_[self.padding_idx] = 0.0
+
+    def _zero_padding(self, weight: Tensor) -> Tensor:
+        if getattr(self, "padding_idx", None) is not None:
+            weight[self.padding_idx] = 0.0
+        return weight
+
+    def _delta_as_weight(self, delta: Tensor) -> Tensor:
+        return delta.T  # B·A is (dim, num); the table is (num, dim)
 
     def effective_weight(self) -> Tensor:
         """The merged table (num, dim)."""
-        if self.r == 0:
-            return self.W_
-        return self._gate() * self.W_ + F.lora_delta(self.A_, self.B_, self.scale).T
+        return self.adapted_weight(self.W_)
 
     def forward(self, index: Tensor) -> Tensor:
         out = torch.nn.functional.embedding(index, self.W_, self.padding_idx)
-        if self.r == 0:
+        A, B, gate = self.adapter_terms()
+        if A is None:
             return out
-        low = torch.nn.functional.embedding(index, self.A_.T) @ self.B_.T
-        return self._gate() * out + self.scale * low
+        low = torch.nn.functional.embedding(index, A.T) @ B.T
+        return gate * out + self.scale * low
 
     def to_dense(self) -> nn.Embedding:
         """A plain ``nn.Embedding`` holding the merged table."""

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from deepreservoir.kinds import Gated, Stateful
+
 __all__ = ["ModelReport", "betas", "model_report"]
 
 
@@ -42,7 +44,7 @@ def betas(model) -> dict[str, float]:
     """β of every gated node, by node name."""
     found = {}
     for name, node in model.nodes.items():
-        beta = getattr(node, "beta_", None)
+        beta = node.gate() if isinstance(node, Gated) and node.built else None
         if beta is not None:
             found[name] = float(beta.detach().reshape(()))
     return found
@@ -54,8 +56,7 @@ def _fmt(value: float, spec: str = ".3g") -> str:
 
 
 def _has_recurrence(model) -> bool:
-    return any(getattr(node, "W_", None) is not None and hasattr(node, "lr")
-               for node in model.nodes.values())
+    return any(isinstance(node, Stateful) for node in model.nodes.values())
 
 
 def _input_dim(model) -> int | None:

@@ -25,8 +25,15 @@ __all__ = [
     "OneOf",
     "Predicate",
     "Seed",
+    "resolve_dtype",
     "validate_params",
 ]
+
+_DTYPE_NAMES = {
+    "float16": "float16", "half": "float16", "bfloat16": "bfloat16",
+    "float32": "float32", "float": "float32", "single": "float32",
+    "float64": "float64", "double": "float64",
+}
 
 
 class Constraint:
@@ -203,3 +210,35 @@ def validate_params(owner: str, params: Mapping[str, Any], table: Mapping[str, C
                 f"The '{name}' parameter of {owner} must be {constraint.describe()}. "
                 f"Got {format_value(value)}."
             )
+
+
+def resolve_dtype(value: Any, owner: str, parameter: str = "dtype") -> Any:
+    """A floating torch dtype from a torch dtype, a numpy dtype or its name.
+
+    ``torch.float64``, ``np.float64``, ``np.dtype("float64")``, ``"float64"``,
+    ``"double"`` and ``"torch.float64"`` all give ``torch.float64``.
+
+    Raises
+    ------
+    ParameterError
+        For anything that is not a floating dtype, naming the accepted forms.
+    """
+    import torch
+
+    if isinstance(value, torch.dtype):
+        name = str(value).replace("torch.", "")
+    elif isinstance(value, str):
+        name = value.replace("torch.", "").replace("numpy.", "").lower()
+    else:
+        try:
+            name = np.dtype(value).name
+        except TypeError:
+            name = None
+    resolved = _DTYPE_NAMES.get(name) if name is not None else None
+    if resolved is None:
+        raise ParameterError(
+            f"The '{parameter}' parameter of {owner} must be a floating dtype: a torch dtype "
+            f"(torch.float32), a numpy dtype (np.float64) or its name ('float64'). "
+            f"Got {format_value(value)}."
+        )
+    return getattr(torch, resolved)

@@ -1,15 +1,34 @@
-"""Turning user data into batched tensors, and results back into the user's format.
+"""The one data normaliser: user arrays in, batched tensors out, and back.
 
-Accepted layouts, as numpy arrays or torch tensors:
+Every path (``run``, ``step``, closed-form ``fit``, gradient ``fit``, ``predict``,
+``evaluate`` and the analysis functions) reads data through this module, so the
+same arrays mean the same thing everywhere.
 
-* ``(T, F)``: one series of T steps and F features (or T samples of a
-  feedforward model);
+Inputs, as numpy arrays or torch tensors:
+
+* ``(T, F)``: one series of T steps and F features. For a model without state
+  the T steps are T independent samples: the same array means the same thing;
 * ``(B, T, F)``: a batch of B series of equal length;
-* a list of ``(T_i, F)``: a ragged batch, padded at the end and masked.
+* a list of ``(T_i, F)``: a ragged batch, padded at the end and masked;
+* ``(F,)`` or ``(B, F)``: one time step, for :meth:`~deepreservoir.Model.step`.
 
-Values must be real floating point and finite. They are cast to the model's
-dtype and moved to its device; the result comes back in the input's layout and
-type (numpy in, numpy out; torch in, torch out).
+Values must be real and finite; they are cast to the model's dtype and moved to
+its device, and results come back in the input's layout and type (numpy in,
+numpy out; torch in, torch out).
+
+Targets (:func:`as_targets`) are read against the inputs' layout:
+
+===========================  ==================================  =====================
+inputs                       per-step targets                    per-sequence targets
+===========================  ==================================  =====================
+``(T, F)``                   ``(T, O)``, or labels ``(T,)``      —
+``(B, T, F)``                ``(B, T, O)``, or labels ``(B, T)``  ``(B, O)``, labels ``(B,)``
+list of ``(T_i, F)``         list of ``(T_i, O)`` / ``(T_i,)``   ``(B, O)``, labels ``(B,)``
+===========================  ==================================  =====================
+
+A per-sequence target is compared with the output at each sequence's last
+valid step. Real-valued targets may hold NaN: a step (or sequence) with any NaN
+target is left out of training, as reservoirpy does; ±Inf is an error.
 """
 
 from __future__ import annotations
@@ -22,7 +41,7 @@ from torch import Tensor
 
 from deepreservoir.errors import DataError
 
-__all__ = ["SequenceBatch", "as_batch", "check_finite"]
+__all__ = ["SequenceBatch", "Targets", "as_batch", "as_step", "as_targets", "check_finite"]
 
 
 @dataclass
@@ -58,11 +77,21 @@ class SequenceBatch:
 
     def valid_mask(self) -> Tensor:
         """Boolean mask of shape (B, T): True on real (non-padding) steps."""
-        time = torch.arange(self.steps, device=self.values.device)
         if self.lengths is None:
             return torch.ones(self.batch_size, self.steps, dtype=torch.bool,
                               device=self.values.device)
+        time = torch.arange(self.steps, device=self.values.device)
         return time[None, :] < self.lengths[:, None].to(self.values.device)
+
+    def last_index(self) -> Tensor:
+        """Index of each sequence's last valid step, shape (B,)."""
+        if self.lengths is None:
+            return torch.full((self.batch_size,), self.steps - 1, dtype=torch.int64)
+        return self.lengths - 1
+
+    def lengths_text(self) -> str:
+        """The series lengths, for messages."""
+        return str(self.steps) if self.lengths is None else str(self.lengths.tolist())
 
     def restore(self, output: Tensor):
         """Return ``output`` of shape (B, T, O) in this batch's layout and type."""
@@ -75,11 +104,15 @@ class SequenceBatch:
             pieces = list(output)
         else:
             pieces = [output[b, : int(n)] for b, n in enumerate(self.lengths.tolist())]
-        if self.backend == "torch":
-            return pieces
-        if isinstance(pieces, list):
-            return [p.cpu().numpy() for p in pieces]
-        return pieces.cpu().numpy()
+        return _to_backend(pieces, self.backend)
+
+
+def _to_backend(pieces, backend: str):
+    if backend == "torch":
+        return pieces
+    if isinstance(pieces, list):
+        return [p.cpu().numpy() for p in pieces]
+    return pieces.cpu().numpy()
 
 
 def _describe(value: object) -> str:
@@ -132,6 +165,39 @@ def _check_float(tensor: Tensor, name: str) -> None:
         )
 
 
+def _ragged(data: list | tuple, name: str, dtype, device) -> tuple[SequenceBatch, list]:
+    if len(data) == 0:
+        raise DataError(f"The '{name}' argument is an empty list; it needs at least one series.")
+    pieces = [_to_tensor(item, f"{name}[{i}]") for i, item in enumerate(data)]
+    backend = pieces[0][1]
+    tensors = []
+    for i, (tensor, _) in enumerate(pieces):
+        if tensor.ndim != 2:
+            raise DataError(
+                f"Each series in '{name}' must be a 2-D array (T, F). "
+                f"Got {_describe(tensor)} at position {i}."
+            )
+        tensors.append(tensor)
+    widths = {int(t.shape[1]) for t in tensors}
+    if len(widths) > 1:
+        raise DataError(
+            f"All series in '{name}' must have the same number of features. Got {sorted(widths)}."
+        )
+    lengths = [int(t.shape[0]) for t in tensors]
+    for i, n in enumerate(lengths):
+        if n == 0:
+            raise DataError(f"The series '{name}[{i}]' is empty (T = 0); it needs >= 1 step.")
+    for i, tensor in enumerate(tensors):
+        _check_float(tensor, f"{name}[{i}]")
+    padded = torch.zeros(len(tensors), max(lengths), tensors[0].shape[1], dtype=dtype,
+                         device=device)
+    for i, tensor in enumerate(tensors):
+        padded[i, : lengths[i]] = tensor.to(device=device, dtype=dtype)
+    ragged = len(set(lengths)) > 1
+    length_tensor = torch.tensor(lengths, dtype=torch.int64) if ragged else None
+    return SequenceBatch(padded, length_tensor, "ragged", backend), tensors
+
+
 def as_batch(data: object, *, name: str = "X", dtype: torch.dtype = torch.float32,
              device: torch.device | str = "cpu", features: int | None = None) -> SequenceBatch:
     """Validate user data and convert it to a :class:`SequenceBatch`.
@@ -155,40 +221,7 @@ def as_batch(data: object, *, name: str = "X", dtype: torch.dtype = torch.float3
         mismatched features.
     """
     if isinstance(data, (list, tuple)):
-        if len(data) == 0:
-            raise DataError(
-                f"The '{name}' argument is an empty list; it needs at least one series."
-            )
-        pieces = [_to_tensor(item, f"{name}[{i}]") for i, item in enumerate(data)]
-        backend = pieces[0][1]
-        tensors = []
-        for i, (tensor, _) in enumerate(pieces):
-            if tensor.ndim != 2:
-                raise DataError(
-                    f"Each series in '{name}' must be a 2-D array (T, F). "
-                    f"Got {_describe(tensor)} at position {i}."
-                )
-            tensors.append(tensor)
-        widths = {int(t.shape[1]) for t in tensors}
-        if len(widths) > 1:
-            raise DataError(
-                f"All series in '{name}' must have the same number of features. "
-                f"Got {sorted(widths)}."
-            )
-        lengths = [int(t.shape[0]) for t in tensors]
-        for i, n in enumerate(lengths):
-            if n == 0:
-                raise DataError(f"The series '{name}[{i}]' is empty (T = 0); it needs >= 1 step.")
-        for i, tensor in enumerate(tensors):
-            _check_float(tensor, f"{name}[{i}]")
-        padded = torch.zeros(len(tensors), max(lengths), tensors[0].shape[1], dtype=dtype,
-                             device=device)
-        for i, tensor in enumerate(tensors):
-            padded[i, : lengths[i]] = tensor.to(device=device, dtype=dtype)
-        ragged = len(set(lengths)) > 1
-        length_tensor = torch.tensor(lengths, dtype=torch.int64) if ragged else None
-        batch = SequenceBatch(padded, length_tensor, "ragged", backend)
-        originals = tensors
+        batch, originals = _ragged(data, name, dtype, device)
     else:
         tensor, backend = _to_tensor(data, name)
         if tensor.ndim not in (2, 3):
@@ -217,3 +250,235 @@ def as_batch(data: object, *, name: str = "X", dtype: torch.dtype = torch.float3
             f"Got {batch.features}."
         )
     return batch
+
+
+def as_step(x: object, *, name: str = "x", dtype: torch.dtype = torch.float32,
+            device: torch.device | str = "cpu",
+            features: int | None = None) -> tuple[Tensor, bool, str]:
+    """Validate one time step: ``(F,)`` or ``(B, F)``.
+
+    Returns
+    -------
+    values : Tensor, shape (B, F)
+    single : bool
+        Whether the input was 1-D (give the result back as ``(O,)``).
+    backend : {"numpy", "torch"}
+    """
+    if isinstance(x, (list, tuple)) or getattr(x, "ndim", None) not in (1, 2):
+        raise DataError(
+            f"The '{name}' argument of step must be 1-D (F,) or 2-D (B, F). "
+            f"Got {getattr(x, 'ndim', type(x).__name__)} dimension(s)."
+        )
+    tensor, backend = _to_tensor(x, name)
+    _check_float(tensor, name)
+    single = tensor.ndim == 1
+    values = tensor.to(device=device, dtype=dtype)
+    if single:
+        values = values.unsqueeze(0)
+    if not bool(torch.isfinite(values).all()):
+        check_finite(tensor, name)
+        check_finite(values, f"{name} (after conversion to {dtype})")
+    if features is not None and values.shape[-1] != features:
+        raise DataError(
+            f"The '{name}' argument of step must have {features} features (last axis). "
+            f"Got {values.shape[-1]}."
+        )
+    return values, single, backend
+
+
+# ------------------------------------------------------------------- targets
+@dataclass
+class Targets:
+    """Targets read against a :class:`SequenceBatch` of inputs.
+
+    Attributes
+    ----------
+    values : Tensor
+        Per step: ``(B, T, O)`` real values or ``(B, T)`` int64 labels; per
+        sequence: ``(B, O)`` or ``(B,)``. Entries left out (NaN) hold 0.
+    mask : Tensor of bool
+        ``(B, T)`` per step, ``(B,)`` per sequence: True where the target counts
+        (a valid, non-padding step whose target has no NaN).
+    per_step : bool
+    labels : bool
+        Whether ``values`` are integer class labels.
+    """
+
+    values: Tensor
+    mask: Tensor
+    per_step: bool
+    labels: bool
+
+    @property
+    def features(self) -> int | None:
+        """O for real-valued targets; ``None`` for labels."""
+        return None if self.labels else int(self.values.shape[-1])
+
+    def n_classes(self) -> int:
+        """``max label + 1`` over the counted entries (labels only)."""
+        counted = self.values[self.mask]
+        return int(counted.max()) + 1 if counted.numel() else 0
+
+
+def _series_list(Y: list | tuple, name: str) -> list[Tensor]:
+    tensors = [_to_tensor(item, f"{name}[{i}]")[0] for i, item in enumerate(Y)]
+    for i, tensor in enumerate(tensors):
+        if tensor.ndim not in (1, 2):
+            raise DataError(
+                f"Each series in '{name}' must be (T_i, O) or labels (T_i,). Got "
+                f"{_describe(tensor)} at position {i}.")
+    return tensors
+
+
+def _pad(tensors: list[Tensor], reference: SequenceBatch, name: str) -> Tensor:
+    lengths = [int(t.shape[0]) for t in tensors]
+    expected = ([reference.steps] * reference.batch_size if reference.lengths is None
+                else reference.lengths.tolist())
+    if lengths != expected:
+        raise DataError(
+            f"The targets '{name}' must match the inputs step for step: X has "
+            f"{reference.batch_size} series of {reference.lengths_text()} steps but {name} "
+            f"has {len(lengths)} of {lengths}.")
+    tail = tensors[0].shape[1:]
+    if any(t.shape[1:] != tail for t in tensors):
+        raise DataError(f"All series in '{name}' must have the same number of outputs.")
+    dtype = torch.promote_types(tensors[0].dtype, torch.float64) if any(
+        t.is_floating_point() for t in tensors) else tensors[0].dtype
+    padded = torch.zeros(len(tensors), reference.steps, *tail, dtype=dtype)
+    for i, tensor in enumerate(tensors):
+        padded[i, : lengths[i]] = tensor
+    return padded
+
+
+def _shape_targets(Y: object, reference: SequenceBatch, name: str) -> tuple[Tensor, bool]:
+    """``(tensor, per_step)`` with the batch axis first, before dtype handling."""
+    B, T = reference.batch_size, reference.steps
+    if isinstance(Y, (list, tuple)):
+        if len(Y) and all(np.ndim(item) == 0 for item in Y):
+            return torch.as_tensor(np.asarray(Y)), False  # per-sequence labels as a list
+        if len(Y) != B:
+            raise DataError(
+                f"The targets '{name}' must have one series per input series ({B}). "
+                f"Got a list of {len(Y)}.")
+        return _pad(_series_list(Y, name), reference, name), True
+    tensor = _to_tensor(Y, name)[0]
+    if reference.layout == "single":
+        if tensor.ndim in (1, 2) and tensor.shape[0] == T:
+            return tensor.unsqueeze(0), True
+        raise DataError(
+            f"The targets '{name}' must have one entry per step of the input series: shape "
+            f"({T}, O) or labels ({T},) for inputs of shape ({T}, {reference.features}). "
+            f"Got shape {tuple(tensor.shape)}.")
+    if tensor.ndim >= 1 and tensor.shape[0] != B:
+        raise DataError(
+            f"The targets '{name}' must have one entry per input series ({B}): shape "
+            f"({B}, T, O), labels ({B}, T), or per sequence ({B}, O) / labels ({B},). Got "
+            f"shape {tuple(tensor.shape)}.")
+    if tensor.ndim == 3:
+        if reference.lengths is not None or tensor.shape[1] != T:
+            raise DataError(
+                f"The targets '{name}' must match the inputs step for step: X has {B} series "
+                f"of {reference.lengths_text()} steps. Got shape {tuple(tensor.shape)}.")
+        return tensor, True
+    if tensor.ndim in (1, 2):
+        return tensor, False
+    raise DataError(
+        f"The targets '{name}' must be 1-D, 2-D or 3-D. Got shape {tuple(tensor.shape)}.")
+
+
+def as_targets(Y: object, reference: SequenceBatch, *, labels: bool = False, name: str = "Y",
+               dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+               allow_labels_per_step: bool = True) -> Targets:
+    """Read targets against the inputs they belong to (see the module docstring).
+
+    Parameters
+    ----------
+    Y : array, Tensor or list
+    reference : SequenceBatch
+        The inputs, as :func:`as_batch` returned them.
+    labels : bool
+        Integer class labels (cross-entropy) instead of real values.
+    name : str
+        Argument name for messages.
+    dtype, device
+        Of real-valued targets (labels are int64).
+    allow_labels_per_step : bool
+        Whether ``(B, T)`` integer labels with a 3-D input are per-step labels.
+
+    Raises
+    ------
+    DataError
+        A shape that matches neither reading, ±Inf, non-integer or negative labels,
+        or no target left after NaN entries are dropped.
+    """
+    if Y is None:
+        raise DataError(f"The targets '{name}' are missing (None); fit() needs targets.")
+    tensor, per_step = _shape_targets(Y, reference, name)
+    B = reference.batch_size
+    if tensor.dtype.is_complex:
+        raise DataError(f"The targets '{name}' must be real. Got dtype {tensor.dtype}.")
+    if labels:
+        return _label_targets(tensor, per_step, reference, name, allow_labels_per_step)
+    if tensor.dtype == torch.bool:
+        tensor = tensor.to(torch.float64)
+    values = tensor.to(torch.float64) if not tensor.is_floating_point() else tensor
+    if per_step and values.ndim == 2:
+        values = values.unsqueeze(-1)  # (B, T) → one output per step
+    if not per_step and values.ndim == 1:
+        values = values.unsqueeze(-1)  # (B,) → one output per sequence
+    if bool(torch.isinf(values).any()):
+        first = tuple(int(i) for i in torch.nonzero(torch.isinf(values))[0].tolist())
+        raise DataError(
+            f"The targets '{name}' must be finite or NaN (NaN steps are left out). Got "
+            f"{int(torch.isinf(values).sum())} Inf values (the first at index {first}).")
+    nan = torch.isnan(values).any(-1)
+    mask = reference.valid_mask().cpu() if per_step else torch.ones(B, dtype=torch.bool)
+    mask = mask & ~nan
+    if not bool(mask.any()):
+        raise DataError(f"The targets '{name}' hold no usable entry: every one is NaN.")
+    values = torch.nan_to_num(values, nan=0.0).to(device=device, dtype=dtype)
+    return Targets(values, mask.to(device), per_step, False)
+
+
+def _label_targets(tensor: Tensor, per_step: bool, reference: SequenceBatch, name: str,
+                   allow_labels_per_step: bool) -> Targets:
+    B = reference.batch_size
+    if tensor.is_floating_point():
+        finite = torch.isfinite(tensor) | torch.isnan(tensor)
+        whole = torch.where(torch.isnan(tensor), torch.zeros_like(tensor), tensor)
+        if not bool(finite.all()) or not bool(torch.all(whole == torch.round(whole))):
+            raise DataError(
+                f"The targets '{name}' for classification must be integer class labels. Got "
+                f"non-integer values of dtype {tensor.dtype}.")
+        nan = torch.isnan(tensor)
+        tensor = whole
+    elif tensor.dtype == torch.bool:
+        raise DataError(
+            f"The targets '{name}' for classification must be integer class labels. Got dtype "
+            f"{tensor.dtype}.")
+    else:
+        nan = torch.zeros(tensor.shape, dtype=torch.bool)
+    if per_step and tensor.ndim == 3 and tensor.shape[-1] == 1:
+        tensor, nan = tensor[..., 0], nan[..., 0]
+    if not per_step and tensor.ndim == 2 and allow_labels_per_step \
+            and reference.layout == "batch" and tensor.shape[1] == reference.steps:
+        per_step = True  # (B, T) labels with (B, T, F) inputs
+    expected = (B, reference.steps) if per_step else (B,)
+    if tuple(tensor.shape) != expected:
+        per_seq = f" or per sequence ({B},)" if reference.layout != "single" else ""
+        raise DataError(
+            f"The targets '{name}' for classification must be class labels of shape "
+            f"{expected}{per_seq}. Got shape {tuple(tensor.shape)}.")
+    labels = tensor.to(torch.int64)
+    mask = (reference.valid_mask().cpu() if per_step else torch.ones(B, dtype=torch.bool)) & ~nan
+    if not bool(mask.any()):
+        raise DataError(f"The targets '{name}' hold no usable label: every one is NaN.")
+    counted = labels[mask]
+    if int(counted.min()) < 0:
+        bad = int(counted.min())
+        where = tuple(int(i) for i in torch.nonzero((labels == bad) & mask)[0].tolist())
+        raise DataError(
+            f"Class labels in '{name}' must be >= 0. Got {bad} at index {where}.")
+    labels = torch.where(mask, labels, torch.zeros_like(labels))
+    device = reference.values.device
+    return Targets(labels.to(device), mask.to(device), per_step, True)

@@ -13,6 +13,7 @@ __all__ = [
     "GraphError",
     "NotFittedError",
     "ParameterError",
+    "TrainingError",
     "format_value",
 ]
 
@@ -39,6 +40,10 @@ class NotFittedError(DeepReservoirError, RuntimeError):
 
 class ArtifactError(DeepReservoirError, ValueError):
     """A saved model file is missing, truncated, tampered with, or of an unknown format."""
+
+
+class TrainingError(DeepReservoirError, RuntimeError):
+    """Training could not go on (e.g. the loss became NaN)."""
 
 
 def format_value(value: object, limit: int = 60) -> str:

@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["ADAPTER_NAMES", "Footprint", "dense_param_count", "footprint", "paper_param_count"]
+from deepreservoir.lora import LowRankAdapter
+
+__all__ = ["Footprint", "dense_param_count", "footprint", "paper_param_count"]
 
 
 def paper_param_count(d_in: int, hidden: Sequence[int], classes: int, r: int,
@@ -119,21 +121,24 @@ class Footprint:
         return "\n".join(lines)
 
 
-#: Tensor names of adapter factors and gates: a dense checkpoint merges them away.
-ADAPTER_NAMES = ("A_", "B_", "beta_")
+def _adapter_ids(module: torch.nn.Module) -> set[int]:
+    """Ids of adapter factors and gates: a dense checkpoint merges them away."""
+    return {id(t) for child in module.modules() if isinstance(child, LowRankAdapter)
+            for t in child.adapter_tensors()}
 
 
 def _module_counts(module: torch.nn.Module) -> tuple[int, int, int, int, int, int]:
     trainable = frozen = stored = stored_bytes = dense_bytes = dense = 0
     persistent = module.state_dict(keep_vars=True)
     persistent_ids = {id(t) for t in persistent.values()}
+    adapters = _adapter_ids(module)
     seen: set[int] = set()
     for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
         if id(tensor) in seen or name.endswith("_probe"):
             continue
         seen.add(id(tensor))
         size = tensor.numel() * tensor.element_size()
-        if name.rsplit(".", 1)[-1] not in ADAPTER_NAMES:
+        if id(tensor) not in adapters:
             dense_bytes += size
             dense += tensor.numel()
         if isinstance(tensor, torch.nn.Parameter) and tensor.requires_grad:

@@ -138,7 +138,12 @@ def recurrent_matmul(state: Tensor, W: Tensor) -> Tensor:
     return state @ W.T
 
 
-def leaky_update(state: Tensor, preactivation: Tensor, lr: float,
+def _full_rate(lr: float | Tensor) -> bool:
+    """Whether ``lr`` is the scalar 1 (no leak: the state is just ``f(pre)``)."""
+    return not isinstance(lr, Tensor) and lr == 1.0
+
+
+def leaky_update(state: Tensor, preactivation: Tensor, lr: float | Tensor,
                  activation: Callable[[Tensor], Tensor]) -> Tensor:
     """Leaky integration ``x' = (1 − lr)·x + lr·f(pre)``.
 
@@ -146,20 +151,21 @@ def leaky_update(state: Tensor, preactivation: Tensor, lr: float,
     ----------
     state : Tensor, shape (B, N)
     preactivation : Tensor, shape (B, N)
-    lr : float in (0, 1]
+    lr : float in (0, 1], or Tensor of shape (N,)
+        A tensor gives each unit its own rate (elementwise products).
     activation : callable
 
     Returns
     -------
     Tensor, shape (B, N)
     """
-    if lr == 1.0:
+    if _full_rate(lr):
         return activation(preactivation)
     return (1.0 - lr) * state + lr * activation(preactivation)
 
 
 def reservoir_step(state: Tensor, inputs: Tensor, W: Tensor, Win: Tensor,
-                   bias: Tensor | None, lr: float,
+                   bias: Tensor | None, lr: float | Tensor,
                    activation: Callable[[Tensor], Tensor]) -> Tensor:
     """One step of a leaky echo state network.
 
@@ -172,7 +178,7 @@ def reservoir_step(state: Tensor, inputs: Tensor, W: Tensor, Win: Tensor,
     W : Tensor, shape (N, N)
     Win : Tensor, shape (N, F)
     bias : Tensor, shape (N,), or None
-    lr : float
+    lr : float, or Tensor of shape (N,)
     activation : callable
 
     Returns
@@ -214,7 +220,7 @@ def _needs_grad(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def run_reservoir(state: Tensor, drive: Tensor, W: Tensor, lr: float,
+def run_reservoir(state: Tensor, drive: Tensor, W: Tensor, lr: float | Tensor,
                   activation: Callable[[Tensor], Tensor],
                   lengths: Tensor | None = None,
                   out: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -239,7 +245,8 @@ def run_reservoir(state: Tensor, drive: Tensor, W: Tensor, lr: float,
     drive : Tensor, shape (B, T, N)
         ``Win·u[t] + b`` for every step (see :func:`reservoir_drive`).
     W : Tensor, shape (N, N), strided or sparse CSR
-    lr : float in (0, 1]
+    lr : float in (0, 1], or Tensor of shape (N,)
+        A tensor (per-unit rates) must have the dtype and device of ``state``.
     activation : callable
     lengths : Tensor of int, shape (B,), optional
     out : Tensor, shape (B, T, N), optional
@@ -267,7 +274,7 @@ def _valid_steps(lengths: Tensor | None, steps: int, device: torch.device) -> Te
     return (time[None, :] < lengths[:, None].to(device)).unsqueeze(-1)
 
 
-def _run_reservoir_autograd(state: Tensor, drive: Tensor, W: Tensor, lr: float,
+def _run_reservoir_autograd(state: Tensor, drive: Tensor, W: Tensor, lr: float | Tensor,
                             activation: Callable[[Tensor], Tensor],
                             lengths: Tensor | None) -> tuple[Tensor, Tensor]:
     steps = drive.shape[1]
@@ -283,7 +290,7 @@ def _run_reservoir_autograd(state: Tensor, drive: Tensor, W: Tensor, lr: float,
     return torch.stack(outputs, dim=1), state
 
 
-def _run_reservoir_inplace(state: Tensor, drive: Tensor, W: Tensor, lr: float,
+def _run_reservoir_inplace(state: Tensor, drive: Tensor, W: Tensor, lr: float | Tensor,
                            activation: Callable[[Tensor], Tensor],
                            lengths: Tensor | None,
                            out: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -301,7 +308,8 @@ def _run_reservoir_inplace(state: Tensor, drive: Tensor, W: Tensor, lr: float,
     valid = _valid_steps(lengths, steps, drive.device)
     scratch = state.new_empty(state.shape) if valid is not None else None
     in_place_tanh = activation is torch.tanh
-    keep = 1.0 - lr
+    keep = 1.0 - lr  # a float, or (N,) per-unit rates broadcast over the batch
+    full = _full_rate(lr)
     for t in range(steps):
         if not sparse:
             torch.mm(state, W.T, out=buffer)
@@ -315,7 +323,7 @@ def _run_reservoir_inplace(state: Tensor, drive: Tensor, W: Tensor, lr: float,
         else:
             fired = activation(pre)
         target = states[:, t] if valid is None else scratch
-        if lr == 1.0:
+        if full:
             target.copy_(fired)
         else:
             torch.mul(state, keep, out=target)
@@ -331,7 +339,7 @@ def _runs_every_step(lengths: Tensor | None, steps: int) -> bool:
     return lengths is None or bool((lengths >= steps).all())
 
 
-def _run_sparse_batch_inplace(state: Tensor, drive: Tensor, W: Tensor, lr: float,
+def _run_sparse_batch_inplace(state: Tensor, drive: Tensor, W: Tensor, lr: float | Tensor,
                               activation: Callable[[Tensor], Tensor],
                               states: Tensor) -> tuple[Tensor, Tensor]:
     """The in-place loop for a CSR ``W`` and B > 1, with the state kept as (N, B).
@@ -346,12 +354,15 @@ def _run_sparse_batch_inplace(state: Tensor, drive: Tensor, W: Tensor, lr: float
     following = torch.empty_like(current)        # x[t], (N, B)
     pre = torch.empty_like(current)
     in_place_tanh = activation is torch.tanh
+    full = _full_rate(lr)
+    if isinstance(lr, Tensor):  # per-unit rates along the state's first axis here
+        lr = lr.reshape(-1, 1)
     keep = 1.0 - lr
     for t in range(steps):
         torch.mm(W, current, out=pre)
         pre.add_(drive[:, t].T)
         fired = torch.tanh(pre, out=pre) if in_place_tanh else activation(pre)
-        if lr == 1.0:
+        if full:
             following.copy_(fired)
         else:
             torch.mul(current, keep, out=following)
@@ -361,17 +372,17 @@ def _run_sparse_batch_inplace(state: Tensor, drive: Tensor, W: Tensor, lr: float
     return states, current.T.contiguous()
 
 
-def reservoir_jacobian(preactivation: Tensor, W: Tensor, lr: float,
+def reservoir_jacobian(preactivation: Tensor, W: Tensor, lr: float | Tensor,
                        activation: str = "tanh") -> Tensor:
     """Jacobian of the leaky update with respect to the previous state.
 
-    ``J = (1 − lr)·I + lr·diag(f'(pre))·W``
+    ``J = (1 − lr)·I + lr·diag(f'(pre))·W`` (``diag(lr)`` for per-unit rates)
 
     Parameters
     ----------
     preactivation : Tensor, shape (N,) or (B, N)
     W : Tensor, shape (N, N), dense
-    lr : float
+    lr : float, or Tensor of shape (N,)
     activation : str
 
     Returns
@@ -381,6 +392,8 @@ def reservoir_jacobian(preactivation: Tensor, W: Tensor, lr: float,
     dense = W.to_dense() if W.layout != torch.strided else W
     slope = activation_derivative(activation, preactivation)
     eye = torch.eye(dense.shape[0], dtype=dense.dtype, device=dense.device)
+    if isinstance(lr, Tensor):  # row i of J leaks at unit i's rate
+        lr = lr.unsqueeze(-1)
     return (1.0 - lr) * eye + lr * slope.unsqueeze(-1) * dense
 
 
@@ -531,7 +544,7 @@ def lora_recurrent_matmul(state: Tensor, W: Tensor, A: Tensor, B: Tensor,
 
 
 def run_lora_reservoir(state: Tensor, drive: Tensor, W: Tensor, A: Tensor, B: Tensor,
-                       beta: Tensor | float, scale: float, lr: float,
+                       beta: Tensor | float, scale: float, lr: float | Tensor,
                        activation: Callable[[Tensor], Tensor],
                        lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """:func:`run_reservoir` with a LoRA adapter and a gate on the recurrent matrix.

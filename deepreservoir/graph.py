@@ -1,39 +1,57 @@
-"""Model: a graph of nodes, composed with ``>>``, ``<<`` and ``&``.
+"""The structure of a model: nodes, edges with delays, orders and seed keys.
 
 Semantics follow reservoirpy 0.4:
 
 * ``a >> b`` feeds a's output into b at the same time step (delay 0);
   a list on either side fans in (features concatenated in list order) or out.
+  Each element of a list counts on its own: in ``[a >> b, a] >> c``, ``c``
+  receives ``b``'s and ``a``'s outputs, in that order.
 * ``a >> k >> b`` with an int ``k`` feeds a's output from ``k`` steps earlier.
 * ``a << b`` feeds b's previous output back into a (delay 1, a feedback edge).
 * ``a & b`` merges two graphs; shared nodes are the same object.
 
-A model's *inputs* are the nodes with no incoming forward edge (feedback edges
+A graph's *inputs* are the nodes with no incoming forward edge (feedback edges
 do not count); its *outputs* are the nodes with no outgoing forward edge.
+
+A :class:`Graph` is immutable once made: operators build new graphs. Orders and
+seed keys depend only on the structure and are computed once. ``networkx`` is
+imported on first use, so ``import deepreservoir`` stays cheap.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
 import torch
 
 from deepreservoir.errors import GraphError, format_value
+from deepreservoir.kinds import Stateful
 from deepreservoir.nodes.base import Node
 from deepreservoir.seeding import SeedKey
 
-__all__ = ["Model", "connect", "feedback", "merge"]
+__all__ = ["Edge", "Graph", "Link"]
 
-_EDGE_COUNTER = itertools.count()
+
+@dataclass(frozen=True)
+class Link:
+    """A connection between two node objects, with a delay in steps."""
+
+    source: Node
+    target: Node
+    delay: int
+    feedback: bool
 
 
 @dataclass(frozen=True)
 class Edge:
-    """A connection ``source → target`` with a delay in steps."""
+    """A connection ``source → target`` between node names in one graph.
+
+    ``order`` is the position of the edge in the graph: inputs of a node are
+    concatenated in this order.
+    """
 
     source: str
     target: str
@@ -43,91 +61,271 @@ class Edge:
 
 
 class _DelayedOutputs:
-    """The left side of ``a >> k >> b``: a model whose outputs wait k steps."""
+    """The left side of ``a >> k >> b``: a graph whose outputs wait k steps."""
 
-    def __init__(self, model: Model, delay: int) -> None:
-        self.model = model
+    def __init__(self, graph: Graph, delay: int) -> None:
+        self.graph = graph
         self.delay = delay
 
-    def __rshift__(self, other: Any) -> Model:
-        return connect(self.model, other, delay=self.delay)
+    def __rshift__(self, other: Any) -> Graph:
+        return type(self.graph).connect(self.graph, other, delay=self.delay)
 
 
-class Model(torch.nn.Module):
-    """A directed graph of nodes with one torch executor.
+def _assign_names(nodes: list[Node]) -> list[str]:
+    """Names by place: the user's name, else ``<Class>-<k>`` for the k-th unnamed node."""
+    taken = {node.user_name for node in nodes if node.user_name is not None}
+    counters: dict[str, int] = defaultdict(int)
+    names = []
+    for node in nodes:
+        if node.user_name is not None:
+            names.append(node.user_name)
+            continue
+        kind = type(node).__name__
+        while True:
+            candidate = f"{kind}-{counters[kind]}"
+            counters[kind] += 1
+            if candidate not in taken:
+                break
+        names.append(candidate)
+    return names
 
-    Build models with the operators rather than by hand:
-    ``Reservoir(300, seed=1) >> Ridge(1e-6)``. ``Model`` is a ``torch.nn.Module``:
-    ``.to(device)``, ``.double()``, ``parameters()`` and ``state_dict()`` behave as
-    in torch, and only trainable tensors are parameters.
+
+class Graph(torch.nn.Module):
+    """A directed graph of nodes whose edges carry delays.
 
     Parameters
     ----------
     nodes : iterable of Node
-    edges : iterable of Edge
+        In composition order (it sets default names and seed-key labels).
+    links : iterable of Link
+        In order; a node's inputs are concatenated in link order.
     seed : int
         Root seed for nodes that have no seed of their own and no seeded parent.
     """
 
-    def __init__(self, nodes: Iterable[Node] = (), edges: Iterable[Edge] = (),
+    def __init__(self, nodes: Iterable[Node] = (), links: Iterable[Link] = (),
                  seed: int = 0) -> None:
         super().__init__()
-        self.nodes = torch.nn.ModuleDict()
-        self.graph = nx.DiGraph()
-        self.seed = seed
-        self._state: dict | None = None
-        # Orderings and key derivations depend only on the graph's structure; they
-        # are memoized here and dropped whenever a node or an edge is added.
-        self._structure_cache: dict = {}
+        ordered: list[Node] = []
+        seen: set[int] = set()
         for node in nodes:
-            self._add_node(node)
-        for edge in edges:
-            self._add_edge(edge)
+            if not isinstance(node, Node):
+                raise GraphError(f"Models are made of nodes. Got {format_value(node)}.")
+            if id(node) not in seen:
+                seen.add(id(node))
+                ordered.append(node)
+        names = _assign_names(ordered)
+        if len(set(names)) != len(names):
+            duplicate = next(n for n in names if names.count(n) > 1)
+            raise GraphError(
+                f"Two different nodes are named '{duplicate}'; node names must be unique "
+                f"within a model.")
+        self.nodes = torch.nn.ModuleDict()
+        for node, name in zip(ordered, names, strict=True):
+            if node.user_name is None:
+                node._graph_name = name
+            self.nodes[name] = node
+        name_of = {id(node): name for node, name in zip(ordered, names, strict=True)}
+        edges: list[Edge] = []
+        pairs: dict[tuple[str, str], Edge] = {}
+        for link in links:
+            if id(link.source) not in name_of or id(link.target) not in name_of:
+                raise GraphError("A link refers to a node outside the graph.")
+            edge = Edge(name_of[id(link.source)], name_of[id(link.target)], int(link.delay),
+                        bool(link.feedback), len(edges))
+            current = pairs.get((edge.source, edge.target))
+            if current is not None:
+                if (current.delay, current.feedback) != (edge.delay, edge.feedback):
+                    raise GraphError(
+                        f"Nodes '{edge.source}' and '{edge.target}' are already connected "
+                        f"with delay {current.delay}; cannot connect them again with delay "
+                        f"{edge.delay}.")
+                continue
+            pairs[(edge.source, edge.target)] = edge
+            edges.append(edge)
+        self._edges = tuple(edges)
+        self.seed = int(seed)
+        self._memo_store: dict = {}
         self._check_delay_zero_cycles()
 
     # ------------------------------------------------------------ construction
     @classmethod
-    def from_node(cls, node: Node) -> Model:
-        """A model holding a single node."""
+    def from_node(cls, node: Node) -> Graph:
+        """A graph holding a single node."""
         return cls([node])
 
-    def _add_node(self, node: Node) -> None:
-        if not isinstance(node, Node):
-            raise GraphError(f"Models are made of nodes. Got {format_value(node)}.")
-        existing = self.nodes[node.name] if node.name in self.nodes else None
-        if existing is None:
-            self.nodes[node.name] = node
-            self.graph.add_node(node.name, index=len(self.graph))
-            self._structure_cache.clear()
-        elif existing is not node:
-            raise GraphError(
-                f"Two different nodes are named '{node.name}'; node names must be unique "
-                f"within a model."
-            )
-
-    def _add_edge(self, edge: Edge) -> None:
-        if self.graph.has_edge(edge.source, edge.target):
-            current = self.graph.edges[edge.source, edge.target]["edge"]
-            if (current.delay, current.feedback) != (edge.delay, edge.feedback):
+    @classmethod
+    def _parts(cls, value: Any, side: str) -> list[Graph]:
+        """The operands of an operator: each element of a list on its own."""
+        if isinstance(value, Graph):
+            return [value]
+        if isinstance(value, Node):
+            return [cls.from_node(value)]
+        if isinstance(value, (list, tuple)):
+            if not value:
                 raise GraphError(
-                    f"Nodes '{edge.source}' and '{edge.target}' are already connected with "
-                    f"delay {current.delay}; cannot connect them again with delay {edge.delay}."
-                )
-            return
-        self.graph.add_edge(edge.source, edge.target, edge=edge)
-        self._structure_cache.clear()
+                    f"The {side} operand is an empty list; it needs nodes or models.")
+            parts: list[Graph] = []
+            for item in value:
+                parts.extend(cls._parts(item, side))
+            return parts
+        raise GraphError(
+            f"The {side} operand of a model operator must be a Node, a Model or a list of "
+            f"them. Got {format_value(value)}.")
 
+    @classmethod
+    def _combined(cls, graphs: list[Graph], extra: Iterable[Link] = ()) -> Graph:
+        nodes: list[Node] = []
+        links: list[Link] = []
+        seed = 0
+        for graph in graphs:
+            nodes.extend(graph.nodes.values())
+            links.extend(graph.links())
+            seed = seed or graph.seed
+        return cls(nodes, [*links, *extra], seed=seed)
+
+    @classmethod
+    def merge(cls, *operands: Any) -> Graph:
+        """Union of several graphs (``a & b``)."""
+        parts: list[Graph] = []
+        for operand in operands:
+            parts.extend(cls._parts(operand, "merge"))
+        return cls._combined(parts)
+
+    @classmethod
+    def connect(cls, left: Any, right: Any, delay: int = 0) -> Any:
+        """``left >> right``: every output of left feeds every input of right."""
+        if isinstance(right, int) and not isinstance(right, bool):
+            return cls._combined(cls._parts(left, "left")) >> right
+        sources = cls._parts(left, "left")
+        targets = cls._parts(right, "right")
+        cls._combined([*sources, *targets])  # name clashes are reported before loops
+        outputs = [node for part in sources for node in part.output_nodes()]
+        inputs = [node for part in targets for node in part.input_nodes()]
+        links = [Link(o, i, delay, False) for i in inputs for o in outputs]
+        for link in links:
+            if link.source is link.target:
+                raise GraphError(
+                    f"Connecting '{link.source.name}' to itself with delay {delay} makes a "
+                    f"loop; use feedback (node << node) for a self-loop.")
+        return cls._combined([*sources, *targets], links)
+
+    @classmethod
+    def feedback(cls, receiver: Any, sender: Any, delay: int = 1) -> Graph:
+        """``receiver << sender``: sender's output of the previous step feeds receiver."""
+        targets = cls._parts(receiver, "left")
+        sources = cls._parts(sender, "right")
+        outputs = [node for part in sources for node in part.output_nodes()]
+        inputs = [node for part in targets for node in part.input_nodes()]
+        links = [Link(o, i, delay, True) for i in inputs for o in outputs]
+        return cls._combined([*targets, *sources], links)
+
+    # ------------------------------------------------------------ structure
     def _memo(self, key: Any, compute):
-        cache = self._structure_cache
-        if key not in cache:
-            cache[key] = compute()
-        return cache[key]
+        store = self._memo_store
+        if key not in store:
+            store[key] = compute()
+        return store[key]
+
+    def name_of(self, node: Node) -> str:
+        """The name of a node (the object) in this graph."""
+        for name, held in self.nodes.items():
+            if held is node:
+                return name
+        raise GraphError(f"Node '{node.name}' is not in this model.")
+
+    @property
+    def edges(self) -> list[Edge]:
+        """All edges, in order, between node names."""
+        return list(self._edges)
+
+    def links(self) -> list[Link]:
+        """All edges, in order, between node objects."""
+        return [Link(self.nodes[e.source], self.nodes[e.target], e.delay, e.feedback)
+                for e in self._edges]
+
+    @property
+    def graph(self):
+        """The structure as a ``networkx.DiGraph`` (edge attribute ``edge``: an :class:`Edge`)."""
+        def build():
+            import networkx as nx
+
+            graph = nx.DiGraph()
+            for index, name in enumerate(self.nodes):
+                graph.add_node(name, index=index)
+            for edge in self.edges:
+                graph.add_edge(edge.source, edge.target, edge=edge)
+            return graph
+        return self._memo("networkx", build)
+
+    def in_edges(self, name: str) -> list[Edge]:
+        """Edges into a node, in the order their features are concatenated."""
+        incoming = self._memo("in_edges", lambda: self._group_edges("target"))
+        return list(incoming.get(name, ()))
+
+    def out_edges(self, name: str) -> list[Edge]:
+        """Edges out of a node, in order."""
+        outgoing = self._memo("out_edges", lambda: self._group_edges("source"))
+        return list(outgoing.get(name, ()))
+
+    def _group_edges(self, end: str) -> dict[str, list[Edge]]:
+        grouped: dict[str, list[Edge]] = defaultdict(list)
+        for edge in self.edges:
+            grouped[getattr(edge, end)].append(edge)
+        return dict(grouped)
+
+    @property
+    def input_names(self) -> list[str]:
+        """Nodes fed by external data: those without an incoming forward edge."""
+        return list(self._memo("input_names", lambda: [
+            n for n in self.nodes if not any(not e.feedback for e in self.in_edges(n))]))
+
+    @property
+    def output_names(self) -> list[str]:
+        """Nodes whose outputs the model returns: those without an outgoing forward edge."""
+        return list(self._memo("output_names", lambda: [
+            n for n in self.nodes if not any(not e.feedback for e in self.out_edges(n))]))
+
+    def input_nodes(self) -> list[Node]:
+        """The input nodes, as objects."""
+        return [self.nodes[n] for n in self.input_names]
+
+    def output_nodes(self) -> list[Node]:
+        """The output nodes, as objects."""
+        return [self.nodes[n] for n in self.output_names]
+
+    def node(self, name: str) -> Node:
+        """The node called ``name``."""
+        if name not in self.nodes:
+            raise GraphError(
+                f"No node named {name!r} in this model; it has {', '.join(self.nodes)}.")
+        return self.nodes[name]
+
+    def _by_index(self) -> list[str]:
+        return list(self.nodes)
+
+    # ---------------------------------------------------------------- ordering
+    def _sorted(self, keep) -> list[str] | None:
+        """Lexicographic topological order (by composition index) over the kept edges."""
+        import networkx as nx
+
+        subgraph = nx.DiGraph()
+        subgraph.add_nodes_from(self.nodes)
+        subgraph.add_edges_from((e.source, e.target) for e in self.edges if keep(e))
+        index = {name: i for i, name in enumerate(self.nodes)}
+        try:
+            return list(nx.lexicographical_topological_sort(subgraph, key=index.__getitem__))
+        except nx.NetworkXUnfeasible:
+            return None
 
     def _check_delay_zero_cycles(self) -> None:
+        if not any(e.delay == 0 for e in self.edges) or len(self.nodes) < 2:
+            return
+        import networkx as nx
+
         instant = nx.DiGraph()
-        instant.add_nodes_from(self.graph.nodes)
-        instant.add_edges_from((u, v) for u, v, d in self.graph.edges(data="edge")
-                               if d.delay == 0)
+        instant.add_nodes_from(self.nodes)
+        instant.add_edges_from((e.source, e.target) for e in self.edges if e.delay == 0)
         try:
             cycle = nx.find_cycle(instant)
         except nx.NetworkXNoCycle:
@@ -135,67 +333,40 @@ class Model(torch.nn.Module):
         names = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
         raise GraphError(
             f"The graph has a cycle with no delay: {names}. Close loops with feedback "
-            f"(a << b) or a delayed edge (a >> 1 >> b)."
-        )
+            f"(a << b) or a delayed edge (a >> 1 >> b).")
 
-    @property
-    def edges(self) -> list[Edge]:
-        """All edges, in the order they were made."""
-        return sorted((d for _, _, d in self.graph.edges(data="edge")), key=lambda e: e.order)
-
-    def in_edges(self, name: str) -> list[Edge]:
-        """Edges into a node, in the order their features are concatenated."""
-        return list(self._memo(("in_edges", name), lambda: sorted(
-            (d for _, _, d in self.graph.in_edges(name, data="edge")), key=lambda e: e.order)))
-
-    @property
-    def input_names(self) -> list[str]:
-        """Nodes fed by external data: those without an incoming forward edge."""
-        return list(self._memo("input_names", lambda: [
-            n for n in self._by_index() if not any(not e.feedback for e in self.in_edges(n))]))
-
-    @property
-    def output_names(self) -> list[str]:
-        """Nodes whose outputs the model returns: those without an outgoing forward edge."""
-        return list(self._memo("output_names", lambda: [
-            n for n in self._by_index()
-            if not any(not d.feedback for _, _, d in self.graph.out_edges(n, data="edge"))]))
-
-    def _by_index(self) -> list[str]:
-        return sorted(self.graph.nodes, key=lambda n: self.graph.nodes[n]["index"])
-
-    def node(self, name: str) -> Node:
-        """The node called ``name``."""
-        if name not in self.nodes:
-            raise GraphError(
-                f"No node named {name!r} in this model; it has {', '.join(self._by_index())}."
-            )
-        return self.nodes[name]
-
-    # ---------------------------------------------------------------- ordering
     def execution_order(self) -> list[str]:
         """Nodes in the order one time step evaluates them (delay-0 topological sort)."""
-        return list(self._memo("execution_order", self._compute_execution_order))
-
-    def _compute_execution_order(self) -> list[str]:
-        instant = nx.DiGraph()
-        instant.add_nodes_from(self.graph.nodes)
-        instant.add_edges_from((u, v) for u, v, d in self.graph.edges(data="edge")
-                               if d.delay == 0)
-        index = nx.get_node_attributes(self.graph, "index")
-        return list(nx.lexicographical_topological_sort(instant, key=index.__getitem__))
+        return list(self._memo("execution_order",
+                               lambda: self._sorted(lambda e: e.delay == 0)))
 
     def is_acyclic(self) -> bool:
         """Whether the graph, delayed edges included, has no cycle."""
-        return self._memo("is_acyclic", lambda: nx.is_directed_acyclic_graph(self.graph))
+        return self._memo("sequence_order", lambda: self._sorted(lambda e: True)) is not None
 
     def sequence_order(self) -> list[str]:
         """Topological order over all edges; valid only for acyclic graphs."""
-        return list(self._memo("sequence_order", self._compute_sequence_order))
+        order = self._memo("sequence_order", lambda: self._sorted(lambda e: True))
+        if order is None:
+            raise GraphError("The graph has a cycle through delayed edges; it has no "
+                             "sequence order.")
+        return list(order)
 
-    def _compute_sequence_order(self) -> list[str]:
-        index = nx.get_node_attributes(self.graph, "index")
-        return list(nx.lexicographical_topological_sort(self.graph, key=index.__getitem__))
+    def forward_order(self) -> list[str]:
+        """Topological order over forward (non-feedback) edges."""
+        def compute():
+            order = self._sorted(lambda e: not e.feedback)
+            return order if order is not None else self.execution_order()
+        return list(self._memo("forward_order", compute))
+
+    def dataflow_order(self) -> list[str]:
+        """The order to infer sizes and seeds in: all edges if acyclic, else forward edges."""
+        return self.sequence_order() if self.is_acyclic() else self.forward_order()
+
+    def has_time_structure(self) -> bool:
+        """Whether outputs depend on earlier steps: a stateful node, a delay or feedback."""
+        return bool(any(e.delay > 0 for e in self.edges)
+                    or any(isinstance(node, Stateful) for node in self.nodes.values()))
 
     # ----------------------------------------------------------------- seeding
     def seed_keys(self) -> dict[str, SeedKey]:
@@ -206,15 +377,13 @@ class Model(torch.nn.Module):
         type and its position among that parent's children. A node with neither a
         seed nor a parent hangs below the model seed.
         """
-        # Seeds and names of nodes can change after construction (``reseed``).
-        identity = tuple((name, node.seed, node.user_name) for name, node in self.nodes.items())
+        identity = (self.seed, tuple((n.seed, n.user_name) for n in self.nodes.values()))
         return dict(self._memo(("seed_keys", identity), self._compute_seed_keys))
 
     def _compute_seed_keys(self) -> dict[str, SeedKey]:
         keys: dict[str, SeedKey] = {}
-        order = self.sequence_order() if self.is_acyclic() else self._forward_order()
         roots = 0
-        for name in order:
+        for name in self.dataflow_order():
             node = self.nodes[name]
             label = node.user_name
             if node.seed is not None:
@@ -228,26 +397,10 @@ class Model(torch.nn.Module):
                 continue
             parent = parents[0].source
             if label is None:
-                siblings = sorted((d for _, _, d in self.graph.out_edges(parent, data="edge")
-                                   if not d.feedback), key=lambda e: e.order)
-                position = [e.target for e in siblings].index(name)
-                label = f"{type(node).__name__}{position}"
+                siblings = [e.target for e in self.out_edges(parent) if not e.feedback]
+                label = f"{type(node).__name__}{siblings.index(name)}"
             keys[name] = keys[parent].child(label)
         return keys
-
-    def _forward_order(self) -> list[str]:
-        return list(self._memo("forward_order", self._compute_forward_order))
-
-    def _compute_forward_order(self) -> list[str]:
-        forward = nx.DiGraph()
-        forward.add_nodes_from(self.graph.nodes)
-        forward.add_edges_from((u, v) for u, v, d in self.graph.edges(data="edge")
-                               if not d.feedback)
-        index = nx.get_node_attributes(self.graph, "index")
-        try:
-            return list(nx.lexicographical_topological_sort(forward, key=index.__getitem__))
-        except nx.NetworkXUnfeasible:
-            return self.execution_order()
 
     # -------------------------------------------------------------- operators
     def __rshift__(self, other: Any):
@@ -255,246 +408,25 @@ class Model(torch.nn.Module):
             if other < 0:
                 raise GraphError(f"A delay must be an int >= 0. Got {other}.")
             return _DelayedOutputs(self, other)
-        return connect(self, other)
+        return type(self).connect(self, other)
 
-    def __rrshift__(self, other: Any) -> Model:
-        return connect(other, self)
+    def __rrshift__(self, other: Any) -> Graph:
+        return type(self).connect(other, self)
 
-    def __lshift__(self, other: Any) -> Model:
-        return feedback(self, other)
+    def __lshift__(self, other: Any) -> Graph:
+        return type(self).feedback(self, other)
 
-    def __rlshift__(self, other: Any) -> Model:
-        return feedback(other, self)
+    def __rlshift__(self, other: Any) -> Graph:
+        return type(self).feedback(other, self)
 
-    def __and__(self, other: Any) -> Model:
-        return merge(self, other)
+    def __and__(self, other: Any) -> Graph:
+        return type(self).merge(self, other)
 
-    def __rand__(self, other: Any) -> Model:
-        return merge(other, self)
-
-    # ---------------------------------------------------------------- running
-    def _build_for(self, input_features: dict[str, int], target_dims: dict[str, int]) -> None:
-        from deepreservoir.executor import build_model
-        build_model(self, input_features, target_dims)
-
-    def reset(self) -> None:
-        """Forget the states and delay buffers kept between calls."""
-        self._state = None
-
-    def run(self, X: Any, *, reset: bool = False):
-        """Run the model over data and return the outputs.
-
-        Parameters
-        ----------
-        X : ndarray, Tensor, list of arrays, or dict
-            ``(T, F)``, ``(B, T, F)`` or a list of ``(T_i, F)``; a dict maps input
-            node names to such data when the model has several inputs.
-        reset : bool
-            Start from zero states instead of the states left by the last call.
-
-        Returns
-        -------
-        The output in the input's layout and type; a dict by node name when the
-        model has several outputs.
-        """
-        from deepreservoir.executor import run_model
-        return run_model(self, X, reset=reset)
-
-    def states(self, X: Any, *, nodes: Any = None, reset: bool = False,
-               inputs: bool = False) -> dict:
-        """Run the model over data and return the output of every node, by name.
-
-        The same executor as :meth:`run` computes the values, so the entry of an
-        output node equals what :meth:`run` returns for the same call.
-
-        Parameters
-        ----------
-        X : data as in :meth:`run`
-        nodes : str or list of str, optional
-            Return only these nodes. Then only they and their ancestors run
-            (nodes downstream, e.g. an unfitted Ridge, are not needed) and the
-            states kept between calls are left unchanged.
-        reset : bool
-            Start from zero states instead of the states left by the last call.
-        inputs : bool
-            Return what each node receives (its inputs concatenated in edge
-            order, delayed edges shifted) instead of its output.
-
-        Returns
-        -------
-        dict
-            Node name → values of shape (T, O) / (B, T, O) / list of (T_i, O),
-            in the layout and type of ``X`` as for :meth:`run`; keys in
-            topological order. With ``nodes=None`` the kept states advance as
-            after :meth:`run`.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import deepreservoir as dr
-        >>> model = dr.Reservoir(10, seed=0, name="res") >> dr.Tanh(name="act")
-        >>> {name: out.shape for name, out in model.states(np.ones((4, 2))).items()}
-        {'res': (4, 10), 'act': (4, 10)}
-        """
-        from deepreservoir.executor import states_model
-        return states_model(self, X, nodes=nodes, reset=reset, inputs=inputs)
-
-    def step(self, x: Any):
-        """Advance one time step: ``x`` of shape (F,) or (B, F); keeps the state."""
-        from deepreservoir.executor import step_model
-        return step_model(self, x)
-
-    def fit(self, X: Any, Y: Any = None, *, warmup: int = 0, reset: bool = True,
-            chunk_size: int | None = None, **training: Any):
-        """Fit the model: closed form (Ridge) and, if it has parameters, by gradients.
-
-        A model with gradient-trainable parameters (adapters, gates, heads, e.g.
-        :class:`~deepreservoir.Scaffold`, :class:`~deepreservoir.LoRAReadout`,
-        ``Reservoir(r=k)``) is trained by :func:`deepreservoir.training.fit`, which
-        takes ``epochs``, ``batch_size``, ``lr``, ``loss``, ... as keywords and
-        returns the history (an ``xarray.Dataset``). The order for a model with
-        both kinds of node is documented there: Ridge nodes are solved first,
-        then the parameters are trained through them, then the Ridge nodes are
-        solved again on the trained features.
-
-        Otherwise (only closed-form nodes) it fits by streaming ridge regression:
-        the model runs over ``X`` once; each Ridge node accumulates ``XᵀX`` and
-        ``XᵀY`` from its inputs after the first ``warmup`` steps of every series,
-        then solves. Outputs of the nodes being fitted are replaced by their
-        targets (teacher forcing), on feedback and forward edges alike.
-
-        Parameters
-        ----------
-        X : data as in :meth:`run`
-        Y : data with the same layout and lengths, or a dict by trainable node name
-        warmup : int >= 0
-            Steps discarded at the start of every series.
-        reset : bool
-            Start from zero states (default) instead of the states left by the last call.
-        chunk_size : int, optional
-            Process time in chunks of this many steps to bound memory.
-
-        Returns
-        -------
-        self for closed-form fitting; the training history (``xarray.Dataset``)
-        for gradient training.
-        """
-        from deepreservoir import training as _training
-        if training or _training.has_gradient_nodes(self):
-            return _training.fit(self, X, Y, warmup=warmup, chunk_size=chunk_size, **training)
-        from deepreservoir.executor import fit_model
-        fit_model(self, X, Y, warmup=warmup, reset=reset, chunk_size=chunk_size)
-        return self
-
-    # ------------------------------------------------------ LottaLoRA helpers
-    def save(self, path: Any, *, overwrite: bool = True) -> Any:
-        """Save the model as a JSON spec plus safetensors; see :func:`deepreservoir.io.save`."""
-        from deepreservoir.io import save
-        return save(self, path, overwrite=overwrite)
-
-    def footprint(self, path: Any = None):
-        """Trainable, frozen and stored counts; see :func:`deepreservoir.footprint.footprint`."""
-        from deepreservoir.footprint import footprint
-        return footprint(self, path)
-
-    def reseed(self, seed: int | None) -> Model:
-        """Regenerate every scaffold from root seed ``seed`` (``None``: the built seeds).
-
-        Adapters, gates and heads are kept; see :meth:`deepreservoir.Scaffold.reseed`.
-        """
-        for node in self.nodes.values():
-            if hasattr(node, "reseed"):
-                node.reseed(seed)
-        return self
-
-    def remove_scaffold(self) -> Model:
-        """Drop ``β·W_seed`` from every adapted layer (the "scaffold removed" ablation)."""
-        for node in self.nodes.values():
-            if hasattr(node, "remove_scaffold"):
-                node.remove_scaffold()
-        return self
-
-    def restore_scaffold(self) -> Model:
-        """Undo :meth:`remove_scaffold`."""
-        for node in self.nodes.values():
-            if hasattr(node, "restore_scaffold"):
-                node.restore_scaffold()
-        return self
-
-    def alpha_convention(self) -> dict[str, str]:
-        """The LoRA α convention of every adapted node, e.g. ``{"layer0": "α/r = 8/8 = 1"}``."""
-        return {name: node.alpha_convention() for name, node in self.nodes.items()
-                if hasattr(node, "alpha_convention")}
-
-    def forward(self, x: torch.Tensor):
-        """Differentiable pass over ``x`` (B, T, F) from zero states; returns a tensor.
-
-        With several outputs, returns a dict of tensors by node name.
-        """
-        from deepreservoir.executor import forward_model
-        return forward_model(self, x)
+    def __rand__(self, other: Any) -> Graph:
+        return type(self).merge(other, self)
 
     def extra_repr(self) -> str:
         links = ", ".join(
             f"{e.source}{' >> ' + str(e.delay) if e.delay and not e.feedback else ''}"
             f"{' <<fb ' if e.feedback else ' >> '}{e.target}" for e in self.edges)
         return f"edges=[{links}]"
-
-
-def _as_model(value: Any, side: str) -> Model:
-    if isinstance(value, Model):
-        return value
-    if isinstance(value, Node):
-        return Model.from_node(value)
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise GraphError(f"The {side} operand is an empty list; it needs nodes or models.")
-        return merge(*value)
-    raise GraphError(
-        f"The {side} operand of a model operator must be a Node, a Model or a list of them. "
-        f"Got {format_value(value)}."
-    )
-
-
-def _combined(models: Sequence[Model], extra: Iterable[Edge] = ()) -> Model:
-    nodes: list[Node] = []
-    edges: list[Edge] = []
-    seed = 0
-    for model in models:
-        nodes.extend(model.nodes[n] for n in model._by_index())
-        edges.extend(model.edges)
-        seed = seed or model.seed
-    return Model(nodes, [*edges, *extra], seed=seed)
-
-
-def merge(*operands: Any) -> Model:
-    """Union of several graphs (``a & b``)."""
-    models = [_as_model(m, "merge") for m in operands]
-    return _combined(models)
-
-
-def connect(left: Any, right: Any, delay: int = 0) -> Model:
-    """``left >> right``: every output of left feeds every input of right."""
-    if isinstance(right, int) and not isinstance(right, bool):
-        return _as_model(left, "left") >> right
-    source = _as_model(left, "left")
-    target = _as_model(right, "right")
-    _combined([source, target])  # name clashes are reported before loops
-    links = [Edge(o, i, delay, False, next(_EDGE_COUNTER))
-             for i in target.input_names for o in source.output_names]
-    for link in links:
-        if link.source == link.target:
-            raise GraphError(
-                f"Connecting '{link.source}' to itself with delay {delay} makes a loop; "
-                f"use feedback (node << node) for a self-loop."
-            )
-    return _combined([source, target], links)
-
-
-def feedback(receiver: Any, sender: Any, delay: int = 1) -> Model:
-    """``receiver << sender``: sender's output of the previous step feeds receiver."""
-    target = _as_model(receiver, "left")
-    source = _as_model(sender, "right")
-    links = [Edge(o, i, delay, True, next(_EDGE_COUNTER))
-             for i in target.input_names for o in source.output_names]
-    return _combined([target, source], links)

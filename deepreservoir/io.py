@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,12 @@ import numpy as np
 import torch
 
 from deepreservoir._version import __version__
+from deepreservoir.composition import model_class
 from deepreservoir.errors import ArtifactError
+from deepreservoir.graph import Link
+from deepreservoir.kinds import FrozenWeights
+from deepreservoir.lora import RankCappedWarning
+from deepreservoir.nodes.base import Node
 from deepreservoir.seeding import GENERATOR, GENERATOR_VERSION, SeedKey, fingerprint
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load", "load_state_into", "read_spec",
@@ -38,9 +44,6 @@ FORMAT = "deepreservoir"
 FORMAT_VERSION = 1
 SPEC_FILE = "spec.json"
 TENSOR_FILE = "tensors.safetensors"
-_STATE_ATTRIBUTES = ("W_scale_", "W_fingerprint_", "generation_", "reseed_root_",
-                     "scaffold_active", "fitted")
-_PRE_BUILD = ("W_scale_", "generation_", "reseed_root_")
 _EXTRA_NODES: dict[str, type] = {}
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
            "float64": torch.float64}
@@ -53,11 +56,7 @@ def register_node(cls: type) -> type:
 
 
 def _node_classes() -> dict[str, type]:
-    from deepreservoir import nodes
-    from deepreservoir.nodes.base import Node
-
-    classes = {name: getattr(nodes, name) for name in nodes.__all__}
-    classes = {k: v for k, v in classes.items() if isinstance(v, type) and issubclass(v, Node)}
+    classes = Node.registered_classes()
     classes.update(_EXTRA_NODES)
     return classes
 
@@ -78,14 +77,16 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def _frozen_fingerprints(node: torch.nn.Module) -> dict[str, str]:
-    persistent = set(node.state_dict(keep_vars=True))
+def _frozen_fingerprints(node: Node) -> dict[str, str]:
+    if not isinstance(node, FrozenWeights) or not node.built:
+        return {}
     prints = {}
-    for name, tensor in node.named_buffers(recurse=False):
-        if name == "_probe" or name in persistent or tensor is None:
+    for name, tensor in node.frozen_tensors().items():
+        if tensor is None:
             continue
-        array = tensor.detach().to("cpu", torch.float64).numpy()
-        prints[name] = fingerprint(array)
+        if tensor.layout != torch.strided:
+            tensor = tensor.to_dense()
+        prints[name] = fingerprint(tensor.detach().to("cpu", torch.float64).numpy())
     return prints
 
 
@@ -95,20 +96,20 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _node_spec(node, explicit: dict[str, torch.Tensor]) -> dict[str, Any]:
+def _node_spec(name: str, node: Node, explicit: dict[str, torch.Tensor]) -> dict[str, Any]:
     from deepreservoir.constraints import is_array_like
 
     params = dict(node.hyperparameters())
     for key, value in list(params.items()):
         raw = getattr(node, key, None)
         if isinstance(value, dict) and set(value) == {"array"} and is_array_like(raw):
-            tensor_name = f"__explicit__.{node.name}.{key}"
+            tensor_name = f"__explicit__.{name}.{key}"
             explicit[tensor_name] = torch.as_tensor(raw).detach().cpu().contiguous()
             params[key] = {"array": tensor_name}
-    state = {k: _json_value(getattr(node, k)) for k in _STATE_ATTRIBUTES if hasattr(node, k)}
+    state = {k: _json_value(v) for k, v in node.artifact_state().items()}
     key = node.seed_key_
     return {
-        "name": node.name,
+        "name": name,
         "user_name": node.user_name,
         "class": type(node).__name__,
         "hyperparameters": params,
@@ -123,14 +124,13 @@ def _node_spec(node, explicit: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def _spec(model, explicit: dict[str, torch.Tensor]) -> dict[str, Any]:
-    order = model._by_index()
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
         "generator": {"name": GENERATOR, "version": GENERATOR_VERSION},
         "model": {"seed": int(model.seed)},
-        "nodes": [_node_spec(model.nodes[name], explicit) for name in order],
+        "nodes": [_node_spec(name, node, explicit) for name, node in model.nodes.items()],
         "edges": [{"source": e.source, "target": e.target, "delay": e.delay,
                    "feedback": e.feedback} for e in model.edges],
     }
@@ -301,7 +301,7 @@ def _construct(entry: dict[str, Any], tensors: dict[str, torch.Tensor], spec_pat
             kwargs[key] = tensors[value["array"]].double().numpy()
     signature = inspect.signature(cls.__init__).parameters
     if "name" in signature:
-        kwargs["name"] = entry["name"]
+        kwargs["name"] = entry.get("user_name")
     if "dtype" in signature:
         kwargs["dtype"] = _DTYPES[entry.get("dtype", "float32")]
     if "input_dim" in signature and "input_dim" not in kwargs:
@@ -314,8 +314,8 @@ def _construct(entry: dict[str, Any], tensors: dict[str, torch.Tensor], spec_pat
         raise ArtifactError(
             f"{spec_path}: node {entry.get('name')!r} of class {entry['class']} cannot be "
             f"rebuilt from its hyperparameters: {error}") from None
-    node.name = entry["name"]
     node.user_name = entry.get("user_name")
+    node.to(_DTYPES[entry.get("dtype", "float32")])  # nodes without a dtype argument too
     return node
 
 
@@ -343,10 +343,6 @@ def load(path: str | os.PathLike, *, strict: bool = True):
         format is newer than this library, or a regenerated frozen tensor does
         not match its fingerprint; the message names the file and the node.
     """
-    import warnings
-
-    from deepreservoir.graph import _EDGE_COUNTER, Edge, Model
-
     folder = Path(path)
     if folder.is_file() and folder.name == SPEC_FILE:
         folder = folder.parent
@@ -354,50 +350,69 @@ def load(path: str | os.PathLike, *, strict: bool = True):
     spec_path = folder / SPEC_FILE
     tensors = _read_tensors(folder, spec)
     nodes = [_construct(entry, tensors, spec_path) for entry in spec["nodes"]]
+    saved = [entry["name"] for entry in spec["nodes"]]
+    by_saved = dict(zip(saved, nodes, strict=True))
     try:
-        edges = [Edge(e["source"], e["target"], int(e["delay"]), bool(e["feedback"]),
-                      next(_EDGE_COUNTER)) for e in spec["edges"]]
-        model = Model(nodes, edges, seed=int(spec["model"]["seed"]))
+        links = [Link(by_saved[e["source"]], by_saved[e["target"]], int(e["delay"]),
+                      bool(e["feedback"])) for e in spec["edges"]]
+        model = model_class()(nodes, links, seed=int(spec["model"]["seed"]))
     except (KeyError, TypeError, ValueError) as error:
         raise ArtifactError(f"{spec_path}: the graph cannot be rebuilt: {error}.") from None
-    for entry, node in zip(spec["nodes"], nodes, strict=True):
-        state = entry.get("state", {})
-        for key in _PRE_BUILD:
-            if key in state and hasattr(node, key):
-                setattr(node, key, state[key])
-        if not entry.get("built"):
-            continue
-        key = entry.get("seed_key")
-        seed_key = None if key is None else SeedKey(int(key["root"]), str(key["path"]))
-        try:
-            node.build(int(entry["input_dim"]), seed_key, entry.get("output_dim"))
-        except Exception as error:
-            raise ArtifactError(
-                f"{spec_path}: node {node.name!r} cannot be rebuilt: {error}") from None
-        problems = []
-        stored_print = state.get("W_fingerprint_")
-        if stored_print is not None and getattr(node, "W_fingerprint_", None) != stored_print:
-            problems.append(f"the unscaled W has fingerprint {node.W_fingerprint_} but the "
-                            f"artifact records {stored_print}")
-        now = _frozen_fingerprints(node)
-        for name, expected in entry.get("frozen_fingerprints", {}).items():
-            if now.get(name) != expected:
-                problems.append(f"the regenerated frozen tensor {name!r} has fingerprint "
-                                f"{now.get(name)} but the artifact records {expected}")
-        if problems:
-            message = (f"{spec_path}: node {node.name!r} ({entry['class']}) does not regenerate "
-                       f"as saved: {'; '.join(problems)}. The seed, family or generator differ "
-                       f"from the ones the model was trained with.")
-            if strict:
-                raise ArtifactError(message)
-            warnings.warn(message, stacklevel=2)
-        for attribute in ("scaffold_active",):
-            if attribute in state and hasattr(node, attribute):
-                setattr(node, attribute, state[attribute])
-    _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("__explicit__.")},
+    # Artifacts of earlier releases named unnamed nodes by a process-wide counter
+    # ("Scaffold-17"); names now follow the structure, so map old names to new ones.
+    renamed = {old: model.name_of(node) for old, node in by_saved.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankCappedWarning)  # it was shown at training time
+        for entry, node in zip(spec["nodes"], nodes, strict=True):
+            _rebuild(entry, node, spec_path, strict)
+    _load_tensors(model, _renamed(tensors, renamed),
                   folder / spec["tensors"].get("file", TENSOR_FILE))
     model.eval()
     return model
+
+
+def _renamed(tensors: dict[str, torch.Tensor], renamed: dict[str, str]) -> dict[str, torch.Tensor]:
+    result = {}
+    for key, value in tensors.items():
+        if key.startswith("__explicit__."):
+            continue
+        parts = key.split(".")
+        if len(parts) > 2 and parts[0] == "nodes" and parts[1] in renamed:
+            parts[1] = renamed[parts[1]]
+        result[".".join(parts)] = value
+    return result
+
+
+def _rebuild(entry: dict[str, Any], node: Node, spec_path: Path, strict: bool) -> None:
+    state = entry.get("state", {})
+    node.restore_artifact_state(state)
+    if not entry.get("built"):
+        return
+    key = entry.get("seed_key")
+    seed_key = None if key is None else SeedKey(int(key["root"]), str(key["path"]))
+    try:
+        node.build(int(entry["input_dim"]), seed_key, entry.get("output_dim"))
+    except Exception as error:
+        raise ArtifactError(
+            f"{spec_path}: node {entry['name']!r} cannot be rebuilt: {error}") from None
+    problems = []
+    stored_print = state.get("W_fingerprint_")
+    now_print = node.source_fingerprint() if isinstance(node, FrozenWeights) else None
+    if stored_print is not None and now_print != stored_print:
+        problems.append(f"the unscaled W has fingerprint {now_print} but the artifact "
+                        f"records {stored_print}")
+    now = _frozen_fingerprints(node)
+    for name, expected in entry.get("frozen_fingerprints", {}).items():
+        if now.get(name) != expected:
+            problems.append(f"the regenerated frozen tensor {name!r} has fingerprint "
+                            f"{now.get(name)} but the artifact records {expected}")
+    if problems:
+        message = (f"{spec_path}: node {entry['name']!r} ({entry['class']}) does not regenerate "
+                   f"as saved: {'; '.join(problems)}. The seed, family or generator differ "
+                   f"from the ones the model was trained with.")
+        if strict:
+            raise ArtifactError(message)
+        warnings.warn(message, stacklevel=3)
 
 
 def _load_tensors(model, tensors: dict[str, torch.Tensor], tensor_path: Path) -> None:
@@ -417,11 +432,24 @@ def _load_tensors(model, tensors: dict[str, torch.Tensor], tensor_path: Path) ->
 
 
 def load_state_into(model, path: str | os.PathLike) -> None:
-    """Load an artifact's trained tensors into an existing, built model of the same spec."""
+    """Load an artifact's trained tensors into an existing, built model of the same spec.
+
+    Raises
+    ------
+    ArtifactError
+        The artifact's nodes are not the model's (naming the node that is missing),
+        or a frozen tensor does not match.
+    """
     folder = Path(path)
     spec = read_spec(folder)
     tensors = _read_tensors(folder, spec)
     names = [entry["name"] for entry in spec["nodes"]]
+    for name in names:
+        if name not in model.nodes:
+            raise ArtifactError(
+                f"{folder / SPEC_FILE} holds node {name!r}, which the model does not have "
+                f"(it has {', '.join(model.nodes)}); the artifact was saved from another "
+                f"model.")
     if sorted(names) != sorted(model.nodes):
         raise ArtifactError(
             f"{folder / SPEC_FILE} holds nodes {sorted(names)} but the model has "

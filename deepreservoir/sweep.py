@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from deepreservoir.errors import DataError, ParameterError
+from deepreservoir.training.trainer import gate_values
 
 __all__ = [
     "DATASETS",
@@ -150,12 +151,11 @@ def train_classifier(data: Mapping[str, np.ndarray], *, preset: str = "medium", 
                         lr=config.full_lr if full else config.lr,
                         weight_decay=config.weight_decay, loss="cross_entropy",
                         validation_split=config.validation_split, seed=seed, verbose=0,
-                        resample=resample, callbacks=list(callbacks))
+                        resample=resample, callbacks=list(callbacks)).history_
     seconds = time.perf_counter() - began
     scores = dr.training.evaluate(model, data["x_test"], data["y_test"], loss="cross_entropy")
     footprint = model.footprint()
-    betas = [float(node.beta_.detach()) for name, node in model.nodes.items()
-             if name.startswith("layer") and getattr(node, "beta_", None) is not None]
+    betas = [value for name, value in gate_values(model).items() if name.startswith("layer")]
     metrics: dict[str, Any] = {
         "test_accuracy": float(scores["accuracy"]),
         "val_accuracy": float(history["val_accuracy"][-1]) if "val_accuracy" in history

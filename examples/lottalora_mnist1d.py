@@ -32,7 +32,7 @@ def main() -> None:
 
     began = time.perf_counter()
     lotta = dr.scaffold_mlp("medium", 10, r=args.rank, dropout=0.1, seed=0)
-    history = lotta.fit(x, y, lr=1e-2, **recipe)
+    history = lotta.fit(x, y, lr=1e-2, **recipe).history_
     lotta_acc = dr.training.evaluate(lotta, data["x_test"], data["y_test"])["accuracy"]
     seconds = time.perf_counter() - began
     print(f"LottaLoRA r={args.rank}: test accuracy {lotta_acc:.3f} "

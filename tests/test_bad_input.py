@@ -27,11 +27,17 @@ def test_non_finite_data(series, bad, where):
         dr.Reservoir(10, seed=0).run(data)
 
 
-def test_non_finite_targets(series):
+def test_infinite_targets_are_refused(series):
     targets = series.copy()
-    targets[3, 0] = np.nan
-    with pytest.raises(DataError, match="'Y' argument must be finite. Got 1 NaN"):
+    targets[3, 0] = np.inf
+    with pytest.raises(DataError, match=r"targets 'Y' must be finite or NaN \(NaN steps are left "
+                       r"out\). Got 1 Inf values \(the first at index \(0, 3, 0\)\)"):
         (dr.Reservoir(10, seed=0) >> dr.Ridge()).fit(series, targets)
+
+
+def test_all_nan_targets_are_refused(series):
+    with pytest.raises(DataError, match="'Y' hold no usable entry: every one is NaN"):
+        (dr.Reservoir(10, seed=0) >> dr.Ridge()).fit(series, np.full_like(series, np.nan))
 
 
 def test_float64_overflow_to_float32_is_reported(series):
@@ -101,7 +107,9 @@ def test_not_an_array():
         ({"seed": 1.5}, r"The 'seed' parameter of Reservoir .* Got 1.5."),
         ({"seed": "1"}, r"The 'seed' parameter of Reservoir .* Got '1'."),
         ({"activation": "swish"}, r"'activation' parameter of Reservoir must be one of"),
-        ({"dtype": torch.int32}, r"'dtype' parameter of Reservoir must be a floating torch dtype"),
+        ({"dtype": torch.int32}, r"'dtype' parameter of Reservoir must be a floating dtype: a "
+                                 r"torch dtype \(torch.float32\), a numpy dtype \(np.float64\) "
+                                 r"or its name \('float64'\). Got torch.int32"),
         ({"W": np.ones((3, 3))}, r"'W' parameter of Reservoir must have shape \(10, 10\)"),
     ],
 )
@@ -130,7 +138,8 @@ def test_fit_without_targets(series):
 
 
 def test_fit_model_without_trainable_node(series):
-    with pytest.raises(NotFittedError, match="no node trained by fit"):
+    with pytest.raises(NotFittedError, match="This model has nothing to train: no closed-form "
+                       "node"):
         dr.Reservoir(10, seed=0).fit(series, series)
 
 
@@ -145,16 +154,16 @@ def test_bad_warmup_value(series):
 
 
 def test_targets_not_matching_inputs(series):
-    with pytest.raises(DataError, match="X has 1 series of 60 steps but Y has 1 of 59"):
+    with pytest.raises(DataError, match=r"targets 'Y' must have one entry per step of the input "
+                       r"series: shape \(60, O\).*Got shape \(59, 1\)"):
         (dr.Reservoir(10, seed=0) >> dr.Ridge()).fit(series, series[:-1])
 
 
-def test_state_batch_mismatch(series):
+def test_a_new_batch_size_starts_from_zero_states(series):
     reservoir = dr.Reservoir(10, seed=0)
     reservoir.run(series)
-    with pytest.raises(DataError, match="state of a batch of 1 series, but this call has 2"):
-        reservoir.run(np.stack([series, series]))
-    assert reservoir.run(np.stack([series, series]), reset=True).shape == (2, 60, 10)
+    pair = np.stack([series, series])
+    assert np.array_equal(reservoir.run(pair), reservoir.run(pair, reset=True))
 
 
 def test_non_node_operand():

@@ -113,7 +113,7 @@ def test_ragged_final_state_is_last_valid_state():
     reservoir = dr.Reservoir(10, seed=4)
     pieces = [_series(9, seed=1), _series(4, seed=2)]
     reservoir.run(pieces, reset=True)
-    state = reservoir._as_model()._state["nodes"][reservoir.name]
+    state = reservoir._as_model()._state.nodes[reservoir.name]
     alone = reservoir.run(pieces[1], reset=True)
     np.testing.assert_allclose(state[1].numpy(), alone[-1], atol=1e-6)
 
@@ -391,11 +391,12 @@ def test_structure_cache_follows_graph_and_seed_changes():
     model = first >> second
     assert model.execution_order() == ["first", "second"]
     before = model.seed_keys()
-    model._add_node(dr.Ridge(name="head"))
-    model._add_edge(Edge("second", "head", 0, False, 99))
-    assert model.execution_order() == ["first", "second", "head"]
-    assert model.output_names == ["head"]
-    assert [e.source for e in model.in_edges("head")] == ["second"]
+    grown = model >> dr.Ridge(name="head")  # graphs are immutable: operators make new ones
+    assert model.execution_order() == ["first", "second"]
+    assert grown.execution_order() == ["first", "second", "head"]
+    assert grown.output_names == ["head"]
+    assert [e.source for e in grown.in_edges("head")] == ["second"]
+    assert grown.edges[-1] == Edge("second", "head", 0, False, 1)
     first.seed = 12
     after = model.seed_keys()
     assert after["first"] != before["first"]

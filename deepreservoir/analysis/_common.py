@@ -26,7 +26,8 @@ from deepreservoir.errors import (
     ParameterError,
     format_value,
 )
-from deepreservoir.graph import Model
+from deepreservoir.graph import Graph as Model
+from deepreservoir.kinds import WeightedLayer, dense
 from deepreservoir.nodes.base import Node
 
 __all__ = [
@@ -173,13 +174,13 @@ class Layer:
     name : str
         The node name, or ``"matrix"`` / ``"layer{i}"`` for bare tensors.
     weight : Tensor, shape (N_out, N_in)
-        The effective matrix (``effective_weight()`` when the node has it, else ``W_``).
+        The effective matrix (``layer_view().weight`` of the node).
     frozen : Tensor or None
-        The frozen matrix ``W_`` when it differs from ``weight`` as an object.
+        The frozen scaffold when it differs from ``weight`` (an adapted layer).
     Win : Tensor (N, F) or None
     bias : Tensor (N,) or None
-    lr : float
-        Leak rate (1 for feedforward layers).
+    lr : float or Tensor (N,)
+        Leak rate (1 for feedforward layers; per unit for a reservoir built so).
     activation : str
     recurrent : bool
         Whether the layer is iterated over time.
@@ -191,23 +192,15 @@ class Layer:
     frozen: Tensor | None
     Win: Tensor | None
     bias: Tensor | None
-    lr: float
+    lr: float | Tensor
     activation: str
     recurrent: bool
     node: Node | None = None
 
 
-def _activation_name(node: Node) -> str:
-    activation = getattr(node, "activation", "identity")
-    if isinstance(activation, str):
-        return activation
-    return str(getattr(activation, "name", "identity"))
-
-
-def _node_layer(node: Node) -> Layer | None:
-    has_effective = callable(getattr(node, "effective_weight", None))
-    frozen = getattr(node, "W_", None)
-    if not has_effective and not isinstance(frozen, Tensor):
+def _node_layer(node: Node, name: str | None = None) -> Layer | None:
+    """The layer of a node that declares one (:class:`~deepreservoir.kinds.WeightedLayer`)."""
+    if not isinstance(node, WeightedLayer):
         return None
     if not node.built:
         from deepreservoir.errors import NotFittedError
@@ -215,32 +208,19 @@ def _node_layer(node: Node) -> Layer | None:
             f"Node '{node.name}' has no tensors yet: run or fit it on data first, or pass "
             f"inputs to the analysis so it can build the model."
         )
-    with torch.no_grad():
-        weight = node.effective_weight() if has_effective else frozen
-    weight = weight.detach()
-    if weight.layout != torch.strided:
-        weight = weight.to_dense()
-    frozen_t = frozen.detach() if isinstance(frozen, Tensor) else None
-    if frozen_t is not None and frozen_t.layout != torch.strided:
-        frozen_t = frozen_t.to_dense()
-    if has_effective:
-        if frozen_t is None:  # no scaffold (family=None): W_seed = 0
-            frozen_t = torch.zeros_like(weight)
-        elif frozen_t.data_ptr() == weight.data_ptr() and frozen_t.shape == weight.shape:
-            frozen_t = None  # effective_weight() returned W_ itself (no adapter)
-    win = getattr(node, "Win_", None)
-    bias = getattr(node, "bias_", None)
-    if not isinstance(bias, Tensor):
-        bias = getattr(node, "b_", None)
+    view = node.layer_view()
+    lr = view.lr
+    if isinstance(lr, Tensor) and lr.numel() == 1:
+        lr = float(lr)
     return Layer(
-        name=node.name,
-        weight=weight,
-        frozen=frozen_t,
-        Win=win.detach() if isinstance(win, Tensor) else None,
-        bias=bias.detach() if isinstance(bias, Tensor) else None,
-        lr=float(getattr(node, "lr", 1.0)),
-        activation=_activation_name(node),
-        recurrent=bool(getattr(node, "recurrent", False)),
+        name=name or node.name,
+        weight=dense(view.weight),
+        frozen=dense(view.frozen),
+        Win=dense(view.Win),
+        bias=dense(view.bias),
+        lr=lr if isinstance(lr, Tensor) else float(lr),
+        activation=str(view.activation),
+        recurrent=bool(view.recurrent),
         node=node,
     )
 
@@ -251,7 +231,7 @@ def _nodes_of(target: Model | Node) -> list[Node]:
 
 def node_order(model: Model) -> list[str]:
     """Topological order of a model's nodes (forward edges only when there is feedback)."""
-    return model.sequence_order() if model.is_acyclic() else model._forward_order()
+    return model.dataflow_order()
 
 
 def find_layers(target: Any, owner: str, *, lr: float = 1.0, activation: str = "tanh",
@@ -290,7 +270,7 @@ def find_layers(target: Any, owner: str, *, lr: float = 1.0, activation: str = "
         where = "layers"
     elif isinstance(target, Model):
         for name in node_order(target):
-            layer = _node_layer(target.nodes[name])
+            layer = _node_layer(target.nodes[name], name)
             if layer is not None:
                 layers.append(layer)
         where = f"model with nodes {', '.join(node_order(target)) or '(none)'}"
@@ -387,9 +367,9 @@ def model_input_dim(target: Any) -> int | None:
 
 def ensure_built(target: Any, features: int, owner: str) -> Model | None:
     """Build a node or model for ``features`` input features; return the model used."""
-    from deepreservoir.executor import build_model
+    from deepreservoir.executor import build_graph
     if isinstance(target, Node):
-        model = Model.from_node(target)
+        model = target._as_model()
     elif isinstance(target, Model):
         model = target
     else:
@@ -401,7 +381,7 @@ def ensure_built(target: Any, features: int, owner: str) -> Model | None:
             f"{len(names)}: {', '.join(names)}."
         )
     if not all(node.built for node in model.nodes.values()):
-        build_model(model, {names[0]: int(features)}, {})
+        build_graph(model, {names[0]: int(features)}, {})
     return model
 
 

@@ -57,7 +57,9 @@ from torch import Tensor
 from deepreservoir import functional as F
 from deepreservoir.analysis._common import make_attrs
 from deepreservoir.errors import DataError, ParameterError, format_value
-from deepreservoir.graph import Model
+from deepreservoir.graph import Graph as Model
+from deepreservoir.kinds import Gated, Scaffolded, Stateful, WeightedLayer
+from deepreservoir.lora import LowRankAdapter
 from deepreservoir.nodes.base import Node
 
 __all__ = ["beta_ablation", "beta_history", "current_beta", "scaffold_share"]
@@ -65,7 +67,7 @@ __all__ = ["beta_ablation", "beta_history", "current_beta", "scaffold_share"]
 
 # ----------------------------------------------------------------- layers
 def _scalar_gate(node: Node) -> Tensor | None:
-    beta = getattr(node, "beta_", None)
+    beta = node.gate() if isinstance(node, Gated) and node.built else None
     if isinstance(beta, torch.nn.Parameter) and beta.numel() == 1:
         return beta
     return None
@@ -73,26 +75,24 @@ def _scalar_gate(node: Node) -> Tensor | None:
 
 def _has_scaffold(node: Node) -> bool:
     """Whether the node computes ``β·W_seed·h`` (LoRA layers; reservoirs with r > 0)."""
-    from deepreservoir.nodes.reservoir import Reservoir
-    from deepreservoir.nodes.scaffold import LowRankNode
-
-    if isinstance(node, LowRankNode):
-        return not getattr(node, "full", False)
-    return isinstance(node, Reservoir) and node.r > 0
+    if isinstance(node, Scaffolded):
+        return node.has_scaffold()
+    return (isinstance(node, Stateful) and isinstance(node, LowRankAdapter)
+            and isinstance(node, WeightedLayer) and node.r > 0)
 
 
 def _as_model(target: Any, owner: str) -> Model:
     if isinstance(target, Model):
         return target
     if isinstance(target, Node):
-        return Model.from_node(target)
+        return target._as_model()
     raise ParameterError(
         f"The 'model' parameter of {owner} must be a Model or a node. Got {format_value(target)}."
     )
 
 
 def _order(model: Model) -> list[str]:
-    return model.sequence_order() if model.is_acyclic() else model._forward_order()
+    return model.dataflow_order()
 
 
 def _select(model: Model, names: list[str], layers: Any, owner: str, what: str) -> list[str]:
@@ -194,28 +194,26 @@ def _pieces(values: Any) -> list[Tensor]:
 def _split(node: Node, received: Tensor, output: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(scaffold, adapter, drive) parts of the pre-activation of one series, (T, d_out)."""
     device = received.device
-    from deepreservoir.nodes.reservoir import Reservoir
 
     def f64(tensor):
         return None if tensor is None else tensor.detach().to(device, torch.float64)
 
     gate = _scalar_gate(node)
     beta = 1.0 if gate is None else f64(gate)
-    if isinstance(node, Reservoir):
+    view = node.layer_view()
+    A, B, _ = node.adapter_terms()
+    W = f64(view.frozen if view.frozen is not None else view.weight)
+    if view.recurrent:
         h = torch.cat([torch.zeros_like(output[:1]), output[:-1]])  # x[t-1], from x[-1] = 0
-        W = f64(node.W_)
-        drive = F.reservoir_drive(received, f64(node.Win_), f64(node.bias_))
+        drive = F.reservoir_drive(received, f64(view.Win), f64(view.bias))
     else:
         h = received
-        W = f64(node.W_) if node.scaffold_active else None
-        drive = None
-        if isinstance(node.bias_, Tensor):
-            drive = f64(node.bias_).expand(h.shape[0], -1)
+        drive = None if view.bias is None else f64(view.bias).expand(h.shape[0], -1)
     zeros = torch.zeros(h.shape[0], int(node.output_dim), dtype=torch.float64, device=device)
-    scaffold = zeros if W is None else F.lora_linear(h, W, None, None, beta, 0.0)
+    scaffold = F.lora_linear(h, W, None, None, beta, 0.0)
     adapter = zeros
-    if node.r > 0:
-        adapter = F.lora_linear(h, None, f64(node.A_), f64(node.B_), 0.0, node.scale)
+    if A is not None:
+        adapter = F.lora_linear(h, None, f64(A), f64(B), 0.0, node.scale)
     return scaffold, adapter, zeros if drive is None else drive
 
 

@@ -53,7 +53,7 @@ from deepreservoir.analysis._common import (
     make_attrs,
 )
 from deepreservoir.errors import DataError, ParameterError, format_value
-from deepreservoir.graph import Model
+from deepreservoir.graph import Graph as Model
 from deepreservoir.nodes.base import Node
 
 __all__ = [

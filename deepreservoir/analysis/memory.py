@@ -51,7 +51,7 @@ from deepreservoir.analysis._common import (
     model_input_dim,
 )
 from deepreservoir.errors import DataError, ParameterError
-from deepreservoir.graph import Model
+from deepreservoir.graph import Graph as Model
 from deepreservoir.nodes.base import Node
 
 __all__ = ["memory_capacity"]

@@ -100,13 +100,13 @@ def _fit_and_evaluate(build: Callable[..., Any], data: Any, fit: Mapping[str, An
     X, y, X_test, y_test = data
 
     def train_and_score(*args: int) -> dict[str, float]:
-        from deepreservoir.graph import Model
+        from deepreservoir.graph import Graph as Model
         from deepreservoir.nodes.base import Node
         from deepreservoir.training import evaluate
 
         model = build(*args)
         if isinstance(model, Node):
-            model = Model.from_node(model)
+            model = model._as_model()
         if not isinstance(model, Model):
             raise DataError(
                 f"The build callable of {owner} must return a Model or a node. "

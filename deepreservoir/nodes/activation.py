@@ -8,12 +8,13 @@ from torch import Tensor
 
 from deepreservoir import functional as F
 from deepreservoir.constraints import OneOf
+from deepreservoir.kinds import TensorFree
 from deepreservoir.nodes.base import Node
 
 __all__ = ["Activation", "Identity", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
 
-class Activation(Node):
+class Activation(Node, TensorFree):
     """Apply an activation function to every feature.
 
     Shapes: ``(B, T, F)`` → ``(B, T, F)``. Softmax acts over the feature axis.
@@ -21,6 +22,7 @@ class Activation(Node):
     Parameters
     ----------
     function : {"tanh", "relu", "sigmoid", "identity", "softmax"}
+        Default ``"identity"`` (each subclass sets its own).
     name : str, optional
 
     Examples
@@ -31,10 +33,8 @@ class Activation(Node):
     array([[0., 2.]], dtype=float32)
     """
 
-    tensorless: ClassVar[bool] = True
-
     _constraints: ClassVar[dict] = {"function": OneOf(tuple(sorted(F.ACTIVATIONS)))}
-    default_function: ClassVar[str | None] = None
+    default_function: ClassVar[str] = "identity"
 
     def __init__(self, function: str | None = None, *, name: str | None = None) -> None:
         super().__init__(name=name)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from deepreservoir.composition import model_class
 from deepreservoir.constraints import (
     AnyOf,
     Constraint,
     Interval,
     Predicate,
     Seed,
+    resolve_dtype,
     validate_params,
 )
 from deepreservoir.errors import GraphError, NotFittedError, format_value
@@ -21,8 +22,7 @@ from deepreservoir.seeding import SeedKey
 
 __all__ = ["Node"]
 
-_NAME_COUNTER = itertools.count()
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_NODE_CLASSES: dict[str, type] = {}
 
 
 def _valid_name(value: Any) -> bool:
@@ -32,13 +32,19 @@ def _valid_name(value: Any) -> bool:
 class Node(torch.nn.Module):
     """Base class of graph nodes: hyperparameters at ``__init__``, tensors built lazily.
 
-    Subclasses declare ``_constraints`` (one table per class) and implement
-    :meth:`_build`, :meth:`forward_sequence` and, if they keep a state over time,
-    :meth:`initial_state` and :meth:`forward_step`.
+    Subclasses declare ``_constraints`` (one table per class), their kinds
+    (:mod:`deepreservoir.kinds`) as extra bases, and implement :meth:`_build` and
+    :meth:`forward_sequence`; stateful nodes also implement ``initial_state`` and
+    ``forward_step``.
 
     Frozen tensors are non-persistent buffers (regenerated from the seed);
     gradient-trained tensors are ``nn.Parameter``; closed-form fitted tensors are
     persistent buffers. ``parameters()`` is therefore exactly what gradients train.
+
+    **Names.** A node built without ``name`` is named by its place in the model
+    that holds it: ``"<Class>-<k>"`` for the k-th unnamed node of that class, in
+    the order the model's nodes were composed. Names therefore do not depend on
+    what else the process built, and rebuilding a model gives the same names.
 
     Parameters
     ----------
@@ -49,8 +55,9 @@ class Node(torch.nn.Module):
     seed : int, optional
         Root seed of this node's frozen tensors. Without it the node draws
         from its first parent's seed and its path in the graph.
-    dtype : torch.dtype
-        Floating dtype of the node's tensors.
+    dtype : torch.dtype, numpy dtype or str
+        Floating dtype of the node's tensors: ``torch.float64``, ``np.float64``
+        and ``"float64"`` are the same.
     """
 
     _constraints: ClassVar[dict[str, Constraint]] = {}
@@ -58,23 +65,26 @@ class Node(torch.nn.Module):
         "input_dim": AnyOf((None, Interval(int, 1, None))),
         "name": AnyOf((None, Predicate(_valid_name, "a non-empty str without '.' or '/'"))),
         "seed": AnyOf((None, Seed())),
-        "dtype": Predicate(lambda d: d in _FLOAT_DTYPES, "a floating torch dtype"),
     }
-    #: Whether the node carries a state from one time step to the next.
-    recurrent: ClassVar[bool] = False
-    #: Whether the node is trained in closed form by ``fit`` (e.g. Ridge).
-    closed_form: ClassVar[bool] = False
-    #: Whether the node holds no tensors and so adapts to the model's dtype and device.
-    tensorless: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _NODE_CLASSES.setdefault(cls.__name__, cls)
+
+    @staticmethod
+    def registered_classes() -> dict[str, type]:
+        """Every node class defined so far, by name (the first of a name wins)."""
+        return dict(_NODE_CLASSES)
 
     def __init__(self, *, input_dim: int | None = None, name: str | None = None,
-                 seed: int | None = None, dtype: torch.dtype = torch.float32) -> None:
+                 seed: int | None = None, dtype: Any = torch.float32) -> None:
         super().__init__()
-        validate_params(type(self).__name__,
-                        {"input_dim": input_dim, "name": name, "seed": seed, "dtype": dtype},
+        owner = type(self).__name__
+        validate_params(owner, {"input_dim": input_dim, "name": name, "seed": seed},
                         self._base_constraints)
+        dtype = resolve_dtype(dtype, owner)
         self.user_name = name
-        self.name = name if name is not None else f"{type(self).__name__}-{next(_NAME_COUNTER)}"
+        self._graph_name: str | None = None
         self.seed = seed
         self.input_dim = input_dim
         self.output_dim: int | None = None
@@ -88,6 +98,13 @@ class Node(torch.nn.Module):
         validate_params(type(self).__name__, params, self._constraints)
 
     # --------------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        """The user's name, else the name given by the model that holds the node."""
+        if self.user_name is not None:
+            return self.user_name
+        return self._graph_name or f"{type(self).__name__}-0"
+
     @property
     def dtype(self) -> torch.dtype:
         """Floating dtype of the node's tensors (follows ``.to()``)."""
@@ -146,10 +163,6 @@ class Node(torch.nn.Module):
             )
 
     # ---------------------------------------------------------------- execution
-    def initial_state(self, batch_size: int) -> Tensor | None:
-        """Zero state for a batch, or ``None`` for a node without state."""
-        return None
-
     def forward_sequence(self, x: Tensor, state: Tensor | None,
                          lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Process a whole batch of sequences.
@@ -173,64 +186,77 @@ class Node(torch.nn.Module):
         y, state = self.forward_sequence(x.unsqueeze(1), state)
         return y[:, 0], state
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Apply the node to a batch ``(B, T, F)`` from a zero state (torch-style call)."""
-        if not self.built:
-            from deepreservoir.graph import Model
-            Model.from_node(self)._build_for({self.name: int(x.shape[-1])}, {})
-        state = self.initial_state(x.shape[0])
-        return self.forward_sequence(x, state)[0]
+    def forward(self, x: Any) -> Any:
+        """Apply the node alone to data from a zero state (torch-style call, ``node(x)``).
+
+        ``x`` may be ``(B, T, F)``, ``(T, F)``, a ragged list, or one step ``(F,)``
+        / ``(B, F)`` given as ``(F,)`` only; numpy in gives numpy out, torch in
+        gives torch out (differentiable). No state is kept: use :meth:`step` for
+        reservoirpy's stateful ``node(x)``.
+        """
+        return self._as_model().forward(x)
 
     # ------------------------------------------------- single-node conveniences
     def _as_model(self):
-        from deepreservoir.graph import Model
         if self._implicit_model is None:
-            object.__setattr__(self, "_implicit_model", Model.from_node(self))
+            object.__setattr__(self, "_implicit_model", model_class().from_node(self))
         return self._implicit_model
 
     def run(self, X: Any, *, reset: bool = False):
         """Run this node alone on data; see :meth:`deepreservoir.Model.run`."""
         return self._as_model().run(X, reset=reset)
 
+    def step(self, x: Any):
+        """Advance this node alone by one step, keeping its state; see :meth:`Model.step`."""
+        return self._as_model().step(x)
+
     def fit(self, X: Any, Y: Any = None, **kwargs: Any):
-        """Fit this node alone on data; see :meth:`deepreservoir.Model.fit`."""
+        """Fit this node alone on data; see :meth:`deepreservoir.Model.fit`. Returns the node."""
         self._as_model().fit(X, Y, **kwargs)
         return self
 
     def reset(self) -> None:
-        """Forget the state kept between calls to :meth:`run`."""
+        """Forget the state kept between calls to :meth:`run` and :meth:`step`."""
         if self._implicit_model is not None:
             self._implicit_model.reset()
 
+    def _apply(self, fn, recurse: bool = True):
+        result = super()._apply(fn, recurse)
+        implicit = self.__dict__.get("_implicit_model")
+        if implicit is not None:
+            implicit._convert_kept_state(fn)
+        return result
+
     # -------------------------------------------------------------- composition
     def __rshift__(self, other: Any):
-        from deepreservoir.graph import connect
-        return connect(self, other)
+        return model_class().connect(self, other)
 
     def __rrshift__(self, other: Any):
-        from deepreservoir.graph import connect
-        return connect(other, self)
+        return model_class().connect(other, self)
 
     def __lshift__(self, other: Any):
-        from deepreservoir.graph import feedback
-        return feedback(self, other)
+        return model_class().feedback(self, other)
 
     def __rlshift__(self, other: Any):
-        from deepreservoir.graph import feedback
-        return feedback(other, self)
+        return model_class().feedback(other, self)
 
     def __and__(self, other: Any):
-        from deepreservoir.graph import merge
-        return merge(self, other)
+        return model_class().merge(self, other)
 
     def __rand__(self, other: Any):
-        from deepreservoir.graph import merge
-        return merge(other, self)
+        return model_class().merge(other, self)
 
     # ----------------------------------------------------------------- metadata
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments, as stored (JSON-able where possible)."""
         return {}
+
+    def artifact_state(self) -> dict[str, Any]:
+        """JSON-able state beyond hyperparameters and tensors that a saved model needs."""
+        return {}
+
+    def restore_artifact_state(self, state: dict[str, Any]) -> None:
+        """Set the state :meth:`artifact_state` returned; called before the node is rebuilt."""
 
     def extra_repr(self) -> str:
         parts = [f"name={self.name!r}"]

@@ -8,12 +8,13 @@ import torch
 from torch import Tensor
 
 from deepreservoir.constraints import Interval
+from deepreservoir.kinds import Gated, GradientTrained
 from deepreservoir.nodes.base import Node
 
 __all__ = ["BetaGate"]
 
 
-class BetaGate(Node):
+class BetaGate(Node, GradientTrained, Gated):
     r"""Multiply the input by a trained scalar: ``y = β·x``.
 
     Shapes: ``(B, T, F)`` → ``(B, T, F)``. ``β`` is an ``nn.Parameter`` named
@@ -46,9 +47,9 @@ class BetaGate(Node):
     def hyperparameters(self) -> dict[str, Any]:
         return {"init": self.init}
 
-    def has_gradient_parameters(self) -> bool:
-        """Always: every tensor of this node is trained by gradients."""
-        return True
+    def gate(self) -> Tensor | None:
+        """The trained scalar β."""
+        return self.beta_ if self.built else None
 
     def _build(self, input_dim: int, target_dim: int | None) -> None:
         self.beta_ = torch.nn.Parameter(self._new_tensor(self.init))

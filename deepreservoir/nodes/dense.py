@@ -12,6 +12,7 @@ from deepreservoir import functional as F
 from deepreservoir.constraints import AnyOf, Interval, OneOf
 from deepreservoir.errors import NotFittedError
 from deepreservoir.families import Uniform, make_weight
+from deepreservoir.kinds import GradientTrained, LayerView, WeightedLayer
 from deepreservoir.nodes.base import Node
 
 __all__ = ["Dense"]
@@ -29,7 +30,7 @@ def infer_units(node: Node, target_dim: int | None) -> int:
     return int(target_dim)
 
 
-class Dense(Node):
+class Dense(Node, GradientTrained, WeightedLayer):
     r"""A fully trained layer ``h = act(W x + b)``.
 
     ``W`` (units, F) starts Kaiming-uniform with a = √5 and ``b`` uniform in
@@ -84,10 +85,6 @@ class Dense(Node):
     def infer_output_dim(self, input_dim: int, target_dim: int | None = None) -> int:
         return infer_units(self, target_dim)
 
-    def has_gradient_parameters(self) -> bool:
-        """Always: every tensor of this node is trained by gradients."""
-        return True
-
     def _build(self, input_dim: int, target_dim: int | None) -> None:
         out = int(self.output_dim)
         W = make_weight("kaiming_uniform", self.seed_key_, "W", (out, input_dim),
@@ -104,6 +101,12 @@ class Dense(Node):
         """The weight ``W`` (units, F)."""
         self._require_built()
         return self.W_
+
+    def layer_view(self) -> LayerView:
+        """The trained weight and bias."""
+        self._require_built()
+        bias = None if self.bias_ is None else self.bias_.detach()
+        return LayerView(weight=self.W_.detach(), bias=bias, activation=self.activation)
 
     def forward_sequence(self, x: Tensor, state: None, lengths: Tensor | None = None):
         self._require_built()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from torch import Tensor
 
+from deepreservoir.kinds import TensorFree
 from deepreservoir.nodes.base import Node
 
 __all__ = ["Input"]
 
 
-class Input(Node):
+class Input(Node, TensorFree):
     """Pass external data through unchanged.
 
     Shapes: ``(B, T, F)`` → ``(B, T, F)``. Useful as an explicit source when
@@ -30,8 +29,6 @@ class Input(Node):
     >>> dr.Input().run(np.ones((3, 2))).shape
     (3, 2)
     """
-
-    tensorless: ClassVar[bool] = True
 
     def __init__(self, input_dim: int | None = None, *, name: str | None = None) -> None:
         super().__init__(input_dim=input_dim, name=name)

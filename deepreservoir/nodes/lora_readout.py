@@ -13,7 +13,7 @@ from deepreservoir.constraints import AnyOf, Interval, OneOf
 from deepreservoir.errors import ParameterError
 from deepreservoir.families import Uniform, get_family, make_weight
 from deepreservoir.nodes.dense import infer_units
-from deepreservoir.nodes.scaffold import LowRankNode, check_rank
+from deepreservoir.nodes.low_rank import LowRankNode
 
 __all__ = ["LoRAReadout"]
 
@@ -35,7 +35,9 @@ class LoRAReadout(LowRankNode):
     ----------
     units : int, optional
     r : int >= 0
-        Adapter rank, at most ``min(F, units)``.
+        Adapter rank (default 4). A rank above ``min(F, units)`` cannot add
+        anything: the layer is built with that limit and a
+        :class:`~deepreservoir.lora.RankCappedWarning` states the effective rank.
     alpha : float > 0, optional
         ``None`` means α = r (scale 1; √r with rsLoRA).
     rslora : bool
@@ -80,7 +82,6 @@ class LoRAReadout(LowRankNode):
             raise ParameterError(
                 f"The 'r' parameter of LoRAReadout must be 0 when full=True (the whole matrix "
                 f"is trained). Got {r}.")
-        check_rank("LoRAReadout", int(r), input_dim, units)
         self.units = units
         self._init_lora(r, alpha, rslora, family, bias, beta)
         self.full = bool(full)
@@ -114,6 +115,23 @@ class LoRAReadout(LowRankNode):
     def _redraw(self) -> None:
         if not self.full:
             super()._redraw()
+
+    def effective_weight(self) -> Tensor:
+        """The dense weight the readout applies, shape (units, F)."""
+        if self.full:
+            self._require_built()
+            return self.W_
+        return super().effective_weight()
+
+    def has_scaffold(self) -> bool:
+        """A fully trained head (``full=True``) has no scaffold."""
+        return not self.full
+
+    def frozen_tensors(self) -> dict[str, Tensor]:
+        """The scaffold and seeded bias; a fully trained head has none."""
+        if self.full:
+            return {"bias_": self.bias_} if self.use_bias == "seeded" and self.built else {}
+        return super().frozen_tensors()
 
     def forward_sequence(self, x: Tensor, state: None, lengths: Tensor | None = None):
         self._require_built()

@@ -11,12 +11,23 @@ from torch import Tensor
 from deepreservoir import functional as F
 from deepreservoir.constraints import AnyOf, Interval, OneOf, Predicate, is_array_like
 from deepreservoir.errors import ParameterError
-from deepreservoir.families import Binary, Family, get_family, make_weight
+from deepreservoir.families import Binary, get_family, make_weight
+from deepreservoir.kinds import (
+    FrozenWeights,
+    Gated,
+    GradientTrained,
+    LayerView,
+    Stateful,
+    WeightedLayer,
+)
+from deepreservoir.lora import LowRankAdapter
+from deepreservoir.nodes import _reservoir_specs as S
+from deepreservoir.nodes._reservoir_specs import DEFAULT_UNITS
 from deepreservoir.nodes.base import Node
 from deepreservoir.seeding import fingerprint
 from deepreservoir.spectral import spectral_norm, spectral_radius
 
-__all__ = ["Reservoir"]
+__all__ = ["DEFAULT_UNITS", "Reservoir"]
 
 # Below these densities of W a CPU reservoir steps with an int32 CSR matrix, above
 # them with the dense one. Measured with benchmarks/bench_step_kernels.py (N = 1000,
@@ -32,62 +43,73 @@ def _sparse_is_faster(density: float, batch_size: int) -> bool:
     return density < limit
 
 
-def _weight_spec(value: Any) -> bool:
-    if value is None or isinstance(value, (str, Family, dict)):
-        return True
-    return is_array_like(value)
-
-
-def _spec_to_json(value: Any) -> Any:
-    if isinstance(value, Family):
-        return value.spec()
-    if is_array_like(value):
-        return {"array": list(np.shape(value))}
-    return value
-
-
-class Reservoir(Node):
+class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, Gated,
+                WeightedLayer):
     r"""A leaky echo state network reservoir with seeded frozen weights.
 
     Update rule, for input ``u[t]`` of shape (F,) and state ``x[t]`` of shape (N,):
 
     .. math::
 
-        x[t] = (1 - \mathrm{lr})\,x[t-1] + \mathrm{lr}\,f(W x[t-1] + W_{in} u[t] + b)
+        x[t] = (1 - \mathrm{lr}) \odot x[t-1] + \mathrm{lr} \odot f(W x[t-1] + W_{in} u[t] + b)
 
     ``W`` is drawn from its family, masked to ``rc_connectivity`` and rescaled by
     its ``scaling`` rule to the target ``sr`` (by default: spectral radius
     exactly ``sr``); ``Win`` is drawn from its family (default ±1),
     masked to ``input_connectivity`` and multiplied by ``input_scaling``; ``b``
     is drawn from its family and multiplied by ``bias_scaling``. An explicit
-    array for ``W``, ``Win`` or ``bias`` is used as is, as in reservoirpy.
+    array for ``W``, ``Win`` or ``bias`` (dense, or a scipy.sparse matrix) is
+    used as is, as in reservoirpy: ``sr``, ``scaling``, ``rc_connectivity``,
+    ``input_scaling``, ``input_connectivity`` and ``bias_scaling`` do not apply to it.
 
     Shapes: input ``(B, T, F)`` → states ``(B, T, N)``; ``W`` (N, N),
-    ``Win`` (N, F), ``bias`` (N,).
+    ``Win`` (N, F), ``bias`` (N,), ``lr`` a float or (N,).
+
+    The first three parameters may be given positionally in reservoirpy's order,
+    ``Reservoir(units, lr, sr)``; every other parameter is keyword-only.
 
     Parameters
     ----------
-    units : int
-        Number of neurons N.
+    units : int, optional
+        Number of neurons N. ``None`` (the default) means ``W.shape[0]`` when ``W``
+        is an explicit array, else :data:`DEFAULT_UNITS` = 100. Given together
+        with an explicit ``W``, it must equal ``W.shape[0]``.
+    lr : float in (0, 1], or array of shape (N,) with values in (0, 1]
+        Leak rate; an array gives each unit its own rate (as in reservoirpy).
+        It is stored with the model and follows the node's dtype and device.
     sr : float or None
         Scale target of W for the ``scaling`` rule; ``None`` keeps the family's scale.
+        Default 0.9 (reservoirpy: 1.0).
     scaling : {"spectral_radius", "spectral_norm", "fan_in"} or None
         How W reaches ``sr``. ``"spectral_radius"``: exactly ρ(W) = sr, by an
         eigensolver. ``"spectral_norm"``: exactly σ_max(W) = sr, by an SVD.
         ``"fan_in"``: entries rescaled to mean square sr²/N, so that ρ(W) ≈ sr for
         large N by the circular law, with no eigensolver. ``None``: as ``sr=None``.
-    lr : float in (0, 1]
-        Leak rate.
-    input_scaling : float
-        Multiplier of Win.
+    input_scaling : float, or sequence of F floats
+        Multiplier of a drawn Win; a sequence scales Win's columns, one scale per
+        input feature (its length must equal the input size, checked at build).
     bias_scaling : float
-        Multiplier of the bias (0 disables it).
+        Multiplier of a drawn bias (0, the default, disables it). Must stay 0 when
+        ``bias`` is a number.
     rc_connectivity, input_connectivity : float in (0, 1]
         Density of W and Win.
-    W, Win, bias : str, Family, dict or array
-        Weight family (``"normal"``, ``Cauchy(scale=.2)``, ``{"name": ...}``) or explicit array.
-    activation : str
-        ``"tanh"`` (default), ``"relu"``, ``"sigmoid"`` or ``"identity"``.
+    W, Win : str, Family, dict, array or scipy.sparse matrix
+        Weight family (``"normal"``, ``Cauchy(scale=.2)``, ``{"name": ...}``) or
+        explicit matrix, (N, N) and (N, F). A sparse matrix is stored densified.
+        Initialiser functions (reservoirpy's ``mat_gen.normal``) are refused:
+        pass the matrix they return, or a family name.
+    bias : str, Family, dict, array of shape (N,), or float
+        A family (drawn, times ``bias_scaling``), an explicit vector, or a real
+        number: reservoirpy's constant bias, the same value for every unit, used
+        as is (``bias_scaling`` must then stay 0).
+    activation : str or callable
+        ``"tanh"`` (default), ``"relu"``, ``"sigmoid"`` or ``"identity"`` (also
+        reservoirpy's short names ``"re"``, ``"sig"``, ``"id"``). A callable is
+        accepted when it is recognisably one of these (reservoirpy's
+        ``activationsfunc.tanh``…, ``np.tanh``, ``torch.tanh``, ``torch.relu``,
+        ``torch.sigmoid``, ``torch.nn.functional.relu``…) and stored by name; any
+        other callable is refused, because a saved model names its activation
+        and the analysis needs its derivative.
     r : int >= 0
         Rank of a LoRA adapter on ``W`` (0: none). With ``r > 0`` the recurrent
         term becomes ``β·W·x + scale·B·(A·x)`` (``W`` is never densified), with
@@ -112,6 +134,11 @@ class Reservoir(Node):
     >>> states = reservoir.run(np.sin(np.linspace(0, 6, 100))[:, None])
     >>> states.shape
     (100, 50)
+    >>> dr.Reservoir(seed=1).units  # units defaults to DEFAULT_UNITS
+    100
+    >>> reservoir = dr.Reservoir(20, 0.3, 0.8)  # units, lr, sr: reservoirpy's order
+    >>> reservoir.lr, reservoir.sr
+    (0.3, 0.8)
     """
 
     recurrent: ClassVar[bool] = True
@@ -124,46 +151,63 @@ class Reservoir(Node):
         "bias_scaling": Interval(float, None, None),
         "rc_connectivity": Interval(float, 0, 1, closed="right"),
         "input_connectivity": Interval(float, 0, 1, closed="right"),
-        "W": Predicate(_weight_spec, "a family name, a Family, a spec dict or an array"),
-        "Win": Predicate(_weight_spec, "a family name, a Family, a spec dict or an array"),
-        "bias": Predicate(_weight_spec, "a family name, a Family, a spec dict or an array"),
+        "W": Predicate(S.weight_spec, "a family name, a Family, a spec dict or an array"),
+        "Win": Predicate(S.weight_spec, "a family name, a Family, a spec dict or an array"),
+        "bias": Predicate(S.weight_spec,
+                          "a family name, a Family, a spec dict, an array or a number"),
         "activation": OneOf(("tanh", "relu", "sigmoid", "identity")),
         "r": Interval(int, 0, None),
         "alpha": AnyOf((None, Interval(float, 0, None, closed="neither"))),
         "rslora": OneOf((True, False)),
     }
 
-    def __init__(self, units: int, *, sr: float | None = 0.9, lr: float = 1.0,
+    def __init__(self, units: int | None = None, lr: Any = 1.0, sr: float | None = 0.9, *,
                  scaling: str | None = "spectral_radius",
-                 input_scaling: float = 1.0, bias_scaling: float = 0.0,
+                 input_scaling: Any = 1.0, bias_scaling: float = 0.0,
                  rc_connectivity: float = 0.1, input_connectivity: float = 0.1,
                  W: Any = "normal", Win: Any = None, bias: Any = None,
-                 activation: str = "tanh", seed: int | None = None, name: str | None = None,
-                 input_dim: int | None = None, dtype: torch.dtype = torch.float32,
+                 activation: Any = "tanh", seed: int | None = None, name: str | None = None,
+                 input_dim: int | None = None, dtype: Any = torch.float32,
                  r: int = 0, alpha: float | None = None, rslora: bool = False) -> None:
         super().__init__(input_dim=input_dim, name=name, seed=seed, dtype=dtype)
-        self._validate(dict(units=units, sr=sr, lr=lr, scaling=scaling,
-                            input_scaling=input_scaling,
-                            bias_scaling=bias_scaling, rc_connectivity=rc_connectivity,
-                            input_connectivity=input_connectivity, W=W, Win=Win, bias=bias,
-                            activation=activation, r=r, alpha=alpha, rslora=rslora))
-        if r > units:
-            raise ParameterError(
-                f"The 'r' parameter of Reservoir must be an int in [0, min(d_in, d_out)] = "
-                f"[0, {units}] (W is {units} x {units}). Got {r}.")
+        units_given = units is not None
+        W, Win = S.dense_explicit(W), S.dense_explicit(Win)
+        bias = S.dense_explicit(bias)
+        for label, spec in (("W", W), ("Win", Win), ("bias", bias)):
+            S.refuse_callable_weight(label, spec)
+        units = S.resolve_units(units, W)
+        activation = S.activation_name(activation)
+        self._validate({"units": units, "bias_scaling": bias_scaling})
+        if is_array_like(lr) and np.ndim(lr) == 0:
+            lr = float(lr)  # np.float64(0.3) is a number already; np.array(0.3) too
+        rates = S.leak_rates(lr, units)
+        scales = S.input_scales(input_scaling)
+        constant_bias = S.bias_number(bias, bias_scaling)
+        checked = dict(units=units, sr=sr, lr=lr, scaling=scaling,
+                       input_scaling=input_scaling, bias_scaling=bias_scaling,
+                       rc_connectivity=rc_connectivity,
+                       input_connectivity=input_connectivity, W=W, Win=Win, bias=bias,
+                       activation=activation, r=r, alpha=alpha, rslora=rslora)
+        if rates is not None:
+            del checked["lr"]
+        if scales is not None:
+            del checked["input_scaling"]
+        if constant_bias is not None:
+            del checked["bias"]
+        self._validate(checked)
         for label, spec in (("W", W), ("Win", Win), ("bias", bias)):
             if isinstance(spec, (str, dict)):
                 get_family(spec, label)  # fail at construction, not at first data
-        if is_array_like(W) and tuple(np.shape(W)) != (units, units):
-            raise ParameterError(
-                f"The 'W' parameter of Reservoir must have shape ({units}, {units}) for "
-                f"units={units}. Got shape {tuple(np.shape(W))}."
-            )
+        if is_array_like(W):
+            S.check_w_shape(W, units, units_given)
         if is_array_like(Win):
             if np.ndim(Win) != 2 or np.shape(Win)[0] != units:
                 raise ParameterError(
-                    f"The 'Win' parameter of Reservoir must have shape ({units}, F). "
-                    f"Got shape {tuple(np.shape(Win))}."
+                    f"The 'Win' parameter of Reservoir must have shape ({units}, F) for "
+                    f"units={units}. Got shape {tuple(np.shape(Win))}."
+                    + ("" if units_given or np.ndim(Win) != 2 else
+                       f" 'units' defaults to {DEFAULT_UNITS} without an explicit W: pass "
+                       f"units={np.shape(Win)[0]}.")
                 )
             if input_dim is not None and np.shape(Win)[1] != input_dim:
                 raise ParameterError(
@@ -176,34 +220,40 @@ class Reservoir(Node):
                 f"The 'bias' parameter of Reservoir must have shape ({units},). "
                 f"Got shape {tuple(np.shape(bias))}."
             )
+        if not is_array_like(Win):
+            S.check_input_scales(scales, self.input_dim)
         self.units = int(units)
         self.sr = None if sr is None else float(sr)
-        self.lr = float(lr)
+        self.lr = float(lr) if rates is None else rates
         self.scaling = scaling
-        self.input_scaling = float(input_scaling)
+        self.input_scaling = float(input_scaling) if scales is None else scales
         self.bias_scaling = float(bias_scaling)
         self.rc_connectivity = float(rc_connectivity)
         self.input_connectivity = float(input_connectivity)
         self.W = W
         self.Win = Win if Win is not None else Binary(scale=1.0)
-        self.bias = bias if bias is not None else Binary(scale=1.0)
+        if constant_bias is not None:
+            self.bias = constant_bias
+        else:
+            self.bias = bias if bias is not None else Binary(scale=1.0)
         self.activation = activation
-        self.r = int(r)
-        self.alpha = None if alpha is None else float(alpha)
-        self.rslora = bool(rslora)
+        self._init_adapter(r, alpha, rslora, gate=True)
         self.output_dim = self.units
         self.W_scale_: float | None = None
         self.W_fingerprint_: str | None = None
         self._operator_cache: tuple | None = None
 
     def hyperparameters(self) -> dict[str, Any]:
+        scales = self.input_scaling
         return {
-            "units": self.units, "sr": self.sr, "lr": self.lr, "scaling": self.scaling,
-            "input_scaling": self.input_scaling, "bias_scaling": self.bias_scaling,
+            "units": self.units, "sr": self.sr, "lr": S.spec_to_json(self.lr),
+            "scaling": self.scaling,
+            "input_scaling": list(scales) if isinstance(scales, tuple) else scales,
+            "bias_scaling": self.bias_scaling,
             "rc_connectivity": self.rc_connectivity,
             "input_connectivity": self.input_connectivity,
-            "W": _spec_to_json(self.W), "Win": _spec_to_json(self.Win),
-            "bias": _spec_to_json(self.bias), "activation": self.activation, "seed": self.seed,
+            "W": S.spec_to_json(self.W), "Win": S.spec_to_json(self.Win),
+            "bias": S.spec_to_json(self.bias), "activation": self.activation, "seed": self.seed,
             **({"r": self.r, "alpha": self.alpha, "rslora": self.rslora} if self.r else {}),
         }
 
@@ -238,12 +288,19 @@ class Reservoir(Node):
         W = self._recurrent_weight()
         if is_array_like(self.Win):
             Win = torch.as_tensor(self.Win).detach().cpu().double().numpy()
+        elif isinstance(self.input_scaling, tuple):  # one scale per feature: Win's columns
+            S.check_input_scales(self.input_scaling, input_dim)
+            Win = make_weight(
+                self.Win, self.seed_key_, "Win", (n, input_dim), fan_in=input_dim, fan_out=n,
+                connectivity=self.input_connectivity) * np.asarray(self.input_scaling)
         else:
             Win = self.input_scaling * make_weight(
                 self.Win, self.seed_key_, "Win", (n, input_dim), fan_in=input_dim, fan_out=n,
                 connectivity=self.input_connectivity)
         if is_array_like(self.bias):
             bias = torch.as_tensor(self.bias).detach().cpu().double().numpy()
+        elif isinstance(self.bias, float):  # reservoirpy's constant bias
+            bias = np.full(n, self.bias)
         elif self.bias_scaling == 0.0:
             bias = np.zeros(n)
         else:
@@ -252,22 +309,63 @@ class Reservoir(Node):
         self.register_buffer("W_", self._new_tensor(W), persistent=False)
         self.register_buffer("Win_", self._new_tensor(Win), persistent=False)
         self.register_buffer("bias_", self._new_tensor(bias), persistent=False)
+        if isinstance(self.lr, np.ndarray):  # per-unit leak rates follow dtype and device
+            self.register_buffer("lr_", self._new_tensor(self.lr), persistent=False)
         if self.r > 0:
-            A = make_weight("kaiming_uniform", self.seed_key_, "lora_A", (self.r, n), fan_in=n,
-                            fan_out=self.r)
-            self.A_ = torch.nn.Parameter(self._new_tensor(A))
-            self.B_ = torch.nn.Parameter(self._new_tensor(np.zeros((n, self.r))))
-            self.beta_ = torch.nn.Parameter(self._new_tensor(np.ones(())))
+            self._build_adapter(self.seed_key_, n, n, dtype=self.dtype, device=self.device,
+                                owner=f"Reservoir '{self.name}'")
+        else:
+            self.A_ = self.B_ = self.beta_ = None
 
-    # --------------------------------------------------------------------- LoRA
-    @property
-    def scale(self) -> float:
-        """The adapter's factor α/r (α/√r with rsLoRA); 0 when r = 0."""
-        return F.lora_scale(self.r, self.alpha, self.rslora)
+    # ------------------------------------------------------------------- kinds
+    def _regenerate_frozen(self) -> Tensor:
+        return self._new_tensor(self._recurrent_weight())
 
-    def alpha_convention(self) -> str:
-        """A one-line statement of the α convention, e.g. ``α/r = 4/4 = 1``."""
-        return F.lora_convention(self.r, self.alpha, self.rslora)
+    def frozen_tensors(self) -> dict[str, Tensor]:
+        """``W_`` (as drawn and scaled, even while an adapter is merged in), ``Win_``,
+        ``bias_`` and per-unit leak rates ``lr_``."""
+        self._require_built()
+        tensors = {"W_": self._regenerate_frozen() if self.merged_ else self.W_,
+                   "Win_": self.Win_, "bias_": self.bias_}
+        if isinstance(self.lr, np.ndarray):
+            tensors["lr_"] = self.lr_
+        return tensors
+
+    def source_fingerprint(self) -> str | None:
+        """Fingerprint of the seeded W before scaling (``None`` for an explicit W)."""
+        return self.W_fingerprint_
+
+    def artifact_state(self) -> dict[str, Any]:
+        return {"W_scale_": self.W_scale_, "W_fingerprint_": self.W_fingerprint_}
+
+    def restore_artifact_state(self, state: dict[str, Any]) -> None:
+        if state.get("W_scale_") is not None:
+            self.W_scale_ = float(state["W_scale_"])
+
+    def trains_by_gradient(self) -> bool:
+        """Whether the node trains by gradients (a LoRA adapter on W, r > 0)."""
+        return self.r > 0
+
+    def gate(self) -> Tensor | None:
+        """The adapter's gate β, or ``None`` without adapter."""
+        return getattr(self, "beta_", None) if self.built else None
+
+    def layer_view(self) -> LayerView:
+        """The effective recurrent matrix, the frozen W when adapted, Win, bias and leak."""
+        with torch.no_grad():
+            weight = self.effective_weight().detach()
+        frozen = self.W_.detach() if self.has_adapter() and not self.merged_ else None
+        return LayerView(weight=weight, frozen=frozen, Win=self.Win_.detach(),
+                         bias=self.bias_.detach(), lr=self.leak_rate(),
+                         activation=self.activation, recurrent=True)
+
+    def step_cost(self) -> int:
+        """Multiply-adds of one step for one series: the stored entries of W and Win, and
+        the adapter's ``2·N·r``."""
+        self._require_built()
+        self.recurrent_operator()
+        density = self._operator_cache[1]
+        return int(density * self.units**2 + self.Win_.numel() + 2 * self.units * self.rank_)
 
     def _lora_operator(self) -> Tensor:
         # Backpropagating through a CSR product works but is 2-8x slower than dense
@@ -276,16 +374,13 @@ class Reservoir(Node):
             return self.W_
         return self.recurrent_operator()
 
-    def has_gradient_parameters(self) -> bool:
-        """Whether the node trains by gradients (a LoRA adapter on W)."""
-        return self.r > 0
-
     def effective_weight(self) -> Tensor:
         """The recurrent matrix in use: ``β·W + scale·B·A`` (just ``W`` when r = 0), dense."""
         self._require_built()
-        if self.r == 0:
-            return self.W_
-        return self.beta_ * self.W_ + F.lora_delta(self.A_, self.B_, self.scale)
+        return self.adapted_weight(self.W_)
+
+    def _adapted(self) -> bool:
+        return self.has_adapter() and not self.merged_
 
     # ---------------------------------------------------------------- execution
     def recurrent_operator(self, batch_size: int = 1) -> Tensor:
@@ -317,39 +412,44 @@ class Reservoir(Node):
     def _activation_fn(self):
         return F.get_activation(self.activation)
 
+    def leak_rate(self) -> float | Tensor:
+        """The leak rate the update uses: a float, or the (N,) tensor ``lr_`` of per-unit rates."""
+        return self.lr_ if isinstance(self.lr, np.ndarray) else self.lr
+
     def forward_sequence(self, x: Tensor, state: Tensor | None,
                          lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._require_built()
         if state is None:
             state = self.initial_state(x.shape[0])
-        if self.r > 0:
+        if self._adapted():
             drive = F.reservoir_drive(x, self.Win_, self.bias_)
             return F.run_lora_reservoir(state, drive, self._lora_operator(), self.A_,
-                                        self.B_, self.beta_, self.scale, self.lr,
+                                        self.B_, self.beta_, self.scale, self.leak_rate(),
                                         self._activation_fn(), lengths)
         W = self.recurrent_operator(x.shape[0])
         if F._needs_grad(x, state, self.Win_, self.bias_, W):
             drive = F.reservoir_drive(x, self.Win_, self.bias_)
-            return F.run_reservoir(state, drive, W, self.lr, self._activation_fn(), lengths)
+            return F.run_reservoir(state, drive, W, self.leak_rate(), self._activation_fn(),
+                                   lengths)
         # No gradient: add the bias in place and let the loop write each state over
         # the drive step it has just read, so the (B, T, N) drive is the output.
         drive = x @ self.Win_.T
         if self.bias_ is not None:
             drive.add_(self.bias_)
-        return F.run_reservoir(state, drive, W, self.lr, self._activation_fn(), lengths,
-                               out=drive)
+        return F.run_reservoir(state, drive, W, self.leak_rate(), self._activation_fn(),
+                               lengths, out=drive)
 
     def forward_step(self, x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         self._require_built()
         if state is None:
             state = self.initial_state(x.shape[0])
-        if self.r > 0:
+        if self._adapted():
             pre = (F.lora_recurrent_matmul(state, self._lora_operator(), self.A_, self.B_,
                                            self.beta_, self.scale)
                    + F.reservoir_drive(x, self.Win_, self.bias_))
-            new_state = F.leaky_update(state, pre, self.lr, self._activation_fn())
+            new_state = F.leaky_update(state, pre, self.leak_rate(), self._activation_fn())
             return new_state, new_state
         W = self.recurrent_operator(x.shape[0])
-        new_state = F.reservoir_step(state, x, W, self.Win_, self.bias_, self.lr,
+        new_state = F.reservoir_step(state, x, W, self.Win_, self.bias_, self.leak_rate(),
                                      self._activation_fn())
         return new_state, new_state

@@ -10,15 +10,17 @@ from torch import Tensor
 from deepreservoir import functional as F
 from deepreservoir.constraints import AnyOf, Interval, OneOf
 from deepreservoir.errors import NotFittedError
+from deepreservoir.kinds import ClosedForm, SufficientStatistics
 from deepreservoir.nodes.base import Node
 
 __all__ = ["Ridge"]
 
 
-class Ridge(Node):
+class Ridge(Node, ClosedForm):
     r"""Linear readout ``y = W x + b`` fitted by ridge regression.
 
-    ``fit`` streams over the data once, accumulating in float64
+    ``fit`` streams over the data once (the closed-form kind,
+    :class:`~deepreservoir.kinds.ClosedForm`), accumulating in float64
 
     .. math::
 
@@ -51,7 +53,6 @@ class Ridge(Node):
     array([[7.]])
     """
 
-    closed_form: ClassVar[bool] = True
     _constraints: ClassVar[dict] = {
         "ridge": Interval(float, 0, None),
         "fit_bias": OneOf((True, False)),
@@ -68,7 +69,6 @@ class Ridge(Node):
         self.units = units
         self.output_dim = units
         self.fitted = False
-        self._stats: dict | None = None
 
     def hyperparameters(self) -> dict:
         return {"ridge": self.ridge, "fit_bias": self.fit_bias, "units": self.units}
@@ -90,43 +90,47 @@ class Ridge(Node):
         self.register_buffer("bias_", torch.zeros(out, dtype=self.dtype, device=self.device))
 
     # ------------------------------------------------------------ closed form
-    def begin_fit(self) -> None:
-        """Start a new accumulation of sufficient statistics."""
+    def statistics(self, x: Tensor, y: Tensor) -> SufficientStatistics:
+        """``XᵀX``, ``XᵀY``, ``Σx``, ``Σy`` and ``Σ‖y‖²`` of rows ``x`` (n, F), ``y`` (n, O),
+        in float64."""
         self._require_built()
-        f, o = self.input_dim, self.output_dim
-        zeros = dict(dtype=torch.float64, device=self.device)
-        self._stats = {"xtx": torch.zeros(f, f, **zeros), "xty": torch.zeros(f, o, **zeros),
-                       "x_sum": torch.zeros(f, **zeros), "y_sum": torch.zeros(o, **zeros),
-                       "count": 0}
-
-    def accumulate(self, x: Tensor, y: Tensor) -> None:
-        """Add rows ``x`` (n, F) with targets ``y`` (n, O) to the statistics."""
-        if self._stats is None:
-            self.begin_fit()
         x = x.to(torch.float64)
         y = y.to(torch.float64)
-        stats = self._stats
-        stats["xtx"] += x.T @ x
-        stats["xty"] += x.T @ y
-        stats["x_sum"] += x.sum(0)
-        stats["y_sum"] += y.sum(0)
-        stats["count"] += int(x.shape[0])
+        return SufficientStatistics(
+            {"xtx": x.T @ x, "xty": x.T @ y, "x_sum": x.sum(0), "y_sum": y.sum(0),
+             "yty": (y * y).sum()}, int(x.shape[0]))
 
-    def finish_fit(self) -> None:
-        """Solve for ``Wout_`` and ``bias_`` from the accumulated statistics."""
-        stats = self._stats
-        if stats is None or stats["count"] == 0:
+    def solve(self, statistics: SufficientStatistics) -> None:
+        """Set ``Wout_`` and ``bias_`` from the statistics of all the training rows."""
+        if statistics.count == 0:
             raise NotFittedError(
                 f"Ridge '{self.name}' cannot be fitted: it received no training steps "
-                f"(check warmup and data lengths)."
-            )
-        weights, bias = F.ridge_solve(stats["xtx"], stats["xty"], stats["x_sum"],
-                                      stats["y_sum"], stats["count"], self.ridge, self.fit_bias)
+                f"(check warmup and data lengths).")
+        s = statistics.sums
+        weights, bias = F.ridge_solve(s["xtx"], s["xty"], s["x_sum"], s["y_sum"],
+                                      statistics.count, self.ridge, self.fit_bias)
         with torch.no_grad():
             self.Wout_.copy_(weights.to(self.dtype))
             self.bias_.copy_(bias.to(self.dtype))
-        self._stats = None
         self.fitted = True
+
+    def is_fitted(self) -> bool:
+        """Whether the readout was solved (or loaded)."""
+        return self.fitted
+
+    def training_loss(self, statistics: SufficientStatistics) -> float:
+        """The training MSE of the solved readout, exactly, from the statistics alone.
+
+        ``Σ‖y − W x − b‖² = Σ‖y‖² − 2 tr(W XᵀY) − 2 b·Σy + tr(W XᵀX Wᵀ) + 2 b·W Σx + n‖b‖²``.
+        """
+        s = statistics.sums
+        W = self.Wout_.detach().to(torch.float64)
+        b = self.bias_.detach().to(torch.float64)
+        rss = (s["yty"] - 2 * (W * s["xty"].T).sum() - 2 * (b @ s["y_sum"])
+               + (W @ s["xtx"] * W).sum() + 2 * (b @ (W @ s["x_sum"]))
+               + statistics.count * (b @ b))
+        outputs = max(int(self.output_dim), 1)
+        return max(float(rss), 0.0) / (statistics.count * outputs)
 
     # -------------------------------------------------------------- execution
     def forward_sequence(self, x: Tensor, state: None, lengths: Tensor | None = None):
@@ -135,6 +139,12 @@ class Ridge(Node):
                 f"Ridge '{self.name}' is not fitted yet: call fit(X, Y) before run()."
             )
         return torch.nn.functional.linear(x, self.Wout_, self.bias_), None
+
+    def artifact_state(self) -> dict:
+        return {"fitted": self.fitted}
+
+    def restore_artifact_state(self, state: dict) -> None:
+        self.fitted = bool(state.get("fitted", self.fitted))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -5,13 +5,12 @@ import pytest
 import torch
 
 import deepreservoir as dr
+from deepreservoir.kinds import LayerView, WeightedLayer
 from deepreservoir.nodes.base import Node
 
 
-class FakeLoRA(Node):
+class FakeLoRA(Node, WeightedLayer):
     """A stand-in for a LoRA layer: ``effective_weight() = β·W_seed + (α/r)·B·A``."""
-
-    recurrent = False
 
     def __init__(self, W, A, B, beta, alpha, *, activation="identity", name=None):
         super().__init__(name=name, dtype=torch.float64)
@@ -28,6 +27,10 @@ class FakeLoRA(Node):
     def effective_weight(self):
         rank = self.A.shape[0]
         return self.beta * self.W_ + (self.alpha / rank) * self.B @ self.A
+
+    def layer_view(self):
+        return LayerView(weight=self.effective_weight().detach(), frozen=self.W_,
+                         activation=self.activation)
 
     def forward_sequence(self, x, state, lengths=None):
         return x @ self.effective_weight().T, None

@@ -65,7 +65,8 @@ def test_beta_history_of_a_real_fit_matches_the_gates_after_each_epoch():
     def record(epoch, logs, m):
         seen.append([float(m.nodes[n].beta_.detach()) for n in ("s1", "head")])
 
-    history = model.fit(X, y, epochs=3, batch_size=16, lr=0.05, verbose=0, callbacks=[record])
+    history = model.fit(X, y, epochs=3, batch_size=16, lr=0.05, verbose=0,
+                        callbacks=[record]).history_
     if "beta" not in history:
         pytest.skip("this fit() does not record beta in its history yet")
     beta = analysis.beta_history(history)

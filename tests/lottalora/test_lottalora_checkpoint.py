@@ -44,13 +44,13 @@ def assert_same(a, b):
 def test_resume_matches_uninterrupted(tmp_path):
     x, y = blobs()
     reference = make()
-    full_history = reference.fit(x, y, checkpoint=tmp_path / "a", **OPTIONS)
+    full_history = reference.fit(x, y, checkpoint=tmp_path / "a", **OPTIONS).history_
     interrupted = make()
     with pytest.raises(Interrupt):
         interrupted.fit(x, y, checkpoint=tmp_path / "b", callbacks=[stop_at(1)], **OPTIONS)
     assert (tmp_path / "b" / "LATEST").read_text() == "epoch-00002"
     resumed = make()
-    history = resumed.fit(x, y, checkpoint=tmp_path / "b", resume=True, **OPTIONS)
+    history = resumed.fit(x, y, checkpoint=tmp_path / "b", resume=True, **OPTIONS).history_
     assert_same(params(reference), params(resumed))
     assert len(history.epoch) == 4
     np.testing.assert_array_equal(history.loss.values, full_history.loss.values)
@@ -142,7 +142,7 @@ def test_one_adapter_across_seeds():
     model = dr.scaffold_mlp((32,), 4, r=4, seed=0)
     owners = {10: [0, 1], 20: [2, 3]}
     history = model.fit(x, y, seed_labels=owners, validation_split=0.2, lr=1e-2,
-                        **{**OPTIONS, "epochs": 6})
+                        **{**OPTIONS, "epochs": 6}).history_
     assert model.nodes["layer0"].reseed_root_ is None
     assert float(history.val_accuracy[-1]) > 0.8
     for seed, labels in owners.items():
@@ -173,7 +173,7 @@ def test_static_resampling_is_the_default():
 def test_adapters_alone_and_scaffold_removed_after_training(tmp_path):
     x, y = blobs(n=120)
     alone = dr.scaffold_mlp((16, 8), 3, r=2, seed=1, family=None)
-    history = alone.fit(x, y, lr=1e-2, **OPTIONS)
+    history = alone.fit(x, y, lr=1e-2, **OPTIONS).history_
     assert alone.nodes["layer0"].W_ is None
     assert float(history.loss[-1]) < float(history.loss[0])
     assert "nodes.layer0.W_" not in alone.state_dict()

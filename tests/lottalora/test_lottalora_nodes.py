@@ -172,9 +172,6 @@ def test_beta_gate():
     ("make", "match"),
     [
         (lambda: dr.Scaffold(4, r=-1), r"'r' parameter of Scaffold must be an int >= 0\. Got -1"),
-        (lambda: dr.Scaffold(4, r=5, input_dim=10),
-         r"'r' parameter of Scaffold must be an int in \[0, min\(d_in, d_out\)\] = \[0, 4\].*"
-         r"Got 5"),
         (lambda: dr.Scaffold(4, r=2, alpha=0.0), r"'alpha' parameter of Scaffold must be .*> 0"
                                                  r".*Got 0\.0"),
         (lambda: dr.Scaffold(4, r=2, alpha=-1.0), r"'alpha'.*Got -1\.0"),
@@ -184,8 +181,6 @@ def test_beta_gate():
         (lambda: dr.LoRAReadout(3, r=2, full=True), r"'r' parameter of LoRAReadout must be 0 "
                                                      r"when full=True.*Got 2"),
         (lambda: dr.LoRAReadout(3, r=1, alpha=-2.0), r"'alpha' parameter of LoRAReadout"),
-        (lambda: dr.LoRAReadout(3, r=4), r"'r' parameter of LoRAReadout must be an int in "
-                                         r"\[0, min\(d_in, d_out\)\] = \[0, 3\].*Got 4"),
         (lambda: dr.LoRAReadout(r=-1), r"'r' parameter of LoRAReadout must be an int >= 0"),
         (lambda: dr.BetaGate(init=float("nan")), r"'init' parameter of BetaGate"),
     ],
@@ -195,7 +190,21 @@ def test_bad_hyperparameters(make, match):
         make()
 
 
-def test_rank_above_width_is_caught_at_build():
-    layer = dr.Scaffold(10, r=6)
-    with pytest.raises(ParameterError, match=r"\[0, 5\] \(d_in=5, d_out=10\)\. Got 6"):
-        layer.run(np.ones((2, 5), dtype=np.float32))
+@pytest.mark.parametrize(("make", "width", "limit"), [
+    (lambda: dr.Scaffold(10, r=6, seed=0), 5, 5),
+    (lambda: dr.Scaffold(4, r=5, input_dim=10, seed=0), 10, 4),
+    (lambda: dr.LoRAReadout(3, r=4, seed=0), 6, 3),
+])
+def test_rank_above_width_is_capped_at_build_with_one_warning(make, width, limit):
+    layer = make()
+    x = np.ones((2, width), dtype=np.float32)
+    with pytest.warns(dr.RankCappedWarning, match=rf"r={layer.r} exceeds min\(d_in=\d+, "
+                      rf"d_out=\d+\) = {limit}; using the effective rank {limit}") as caught:
+        layer.run(x)
+    assert len(caught) == 1
+    assert layer.r > limit and layer.rank_ == limit
+    assert layer.A_.shape[0] == layer.B_.shape[1] == limit
+    assert layer.scale == 1.0  # alpha=None: α is the effective rank
+    reference = type(layer)(**{**layer.hyperparameters(), "r": limit})
+    reference.run(x)
+    assert torch.equal(layer.A_, reference.A_)  # the same layer as one built at that rank

@@ -6,7 +6,6 @@ import torch
 
 import deepreservoir as dr
 from deepreservoir import functional as F
-from deepreservoir.errors import ParameterError
 
 
 def sequences(n=48, steps=20, seed=0):
@@ -72,7 +71,7 @@ def test_bptt_training_learns_a_sequence_task():
     reservoir = dr.Reservoir(30, seed=0, r=4, lr=0.5)
     model = reservoir >> dr.LoRAReadout(2, r=2)
     history = model.fit(x, y, epochs=6, batch_size=16, lr=1e-2, loss="cross_entropy",
-                        verbose=0)
+                        verbose=0).history_
     assert float(history.loss[-1]) < float(history.loss[0])
     assert float(reservoir.B_.detach().abs().sum()) > 0
     assert reservoir.alpha_convention() == "α/r = 4/4 = 1 (alpha=None: α = r)"
@@ -83,13 +82,15 @@ def test_per_step_targets_and_ragged_batches():
     x = [rng.normal(size=(t, 1)).astype(np.float32) for t in (8, 12, 10)]
     y = [np.cumsum(s, axis=0) * 0.1 for s in x]
     model = dr.Reservoir(16, seed=0, r=2) >> dr.Dense(1)
-    history = model.fit(x, y, epochs=3, lr=1e-2, verbose=0)
+    history = model.fit(x, y, epochs=3, lr=1e-2, verbose=0).history_
     assert np.isfinite(history.loss.values).all()
 
 
-def test_rank_above_units():
-    with pytest.raises(ParameterError, match=r"'r' parameter of Reservoir.*\[0, 10\].*Got 11"):
-        dr.Reservoir(10, r=11)
+def test_rank_above_units_is_capped_at_build():
+    node = dr.Reservoir(10, r=11, seed=0)
+    with pytest.warns(dr.RankCappedWarning, match=r"r=11 exceeds min\(d_in=10, d_out=10\) = 10"):
+        node.run(np.zeros((3, 2), dtype=np.float32))
+    assert node.rank_ == 10 and node.A_.shape == (10, 10)
 
 
 def test_round_trip(tmp_path):

@@ -24,7 +24,7 @@ def test_fit_learns_and_returns_history(data):
     x, y = data
     model = small()
     history = model.fit(x, y, epochs=15, batch_size=32, lr=1e-2, loss="cross_entropy",
-                        validation_split=0.2, verbose=0)
+                        validation_split=0.2, verbose=0).history_
     assert isinstance(history, xr.Dataset)
     assert list(history.epoch.values) == list(range(1, 16))
     for key in ("loss", "val_loss", "val_accuracy", "lr", "seconds"):
@@ -46,27 +46,27 @@ def test_history_records_beta_per_layer_and_epoch(data):
         seen.append([float(model.nodes[n].beta_.detach()) for n in ("s0", "gate", "head")])
 
     history = model.fit(x, y, epochs=3, batch_size=32, lr=1e-2, loss="cross_entropy",
-                        callbacks=[record], verbose=0)
+                        callbacks=[record], verbose=0).history_
     assert history.beta.dims == ("epoch", "layer")
     assert list(history.layer.values) == ["s0", "gate", "head"]
     np.testing.assert_array_equal(history.beta.values, np.array(seen))
     assert not np.array_equal(history.beta.values[0], np.ones(3))  # the gates did train
     full = dr.scaffold_mlp((8,), 3, full=True, seed=0)
-    history = full.fit(x, y, epochs=1, loss="cross_entropy", verbose=0)
+    history = full.fit(x, y, epochs=1, loss="cross_entropy", verbose=0).history_
     assert history.beta.shape == (1, 0) and history.beta.dims == ("epoch", "layer")
 
 
 def test_schedule_and_optimizers(data):
     x, y = data
     history = small().fit(x, y, epochs=4, batch_size=60, lr=0.1, schedule="linear",
-                          loss="cross_entropy", optimizer="sgd", verbose=0)
+                          loss="cross_entropy", optimizer="sgd", verbose=0).history_
     # 4 batches per epoch, 16 steps: lr after epoch e is 0.1·(1 − 4e/16)
     np.testing.assert_allclose(history.lr.values, [0.075, 0.05, 0.025, 0.0])
     history = small().fit(x, y, epochs=2, batch_size=120, lr=0.1, schedule="cosine",
-                          loss="cross_entropy", optimizer="adam", verbose=0)
+                          loss="cross_entropy", optimizer="adam", verbose=0).history_
     np.testing.assert_allclose(history.lr.values, [0.05, 0.0], atol=1e-12)
     history = small().fit(x, y, epochs=2, lr=0.1, schedule="constant", loss="cross_entropy",
-                          verbose=0, device="cpu")
+                          verbose=0, device="cpu").history_
     np.testing.assert_allclose(history.lr.values, [0.1, 0.1])
     finals = []
     for optimizer in ("adamw", "adam", "sgd"):
@@ -111,7 +111,7 @@ def test_validation_data_and_callbacks(data):
         return epoch == 1
 
     history = small().fit(x[:200], y[:200], validation_data=(x[200:], y[200:]), epochs=5,
-                          loss="cross_entropy", callbacks=[stop_after_two], verbose=0)
+                          loss="cross_entropy", callbacks=[stop_after_two], verbose=0).history_
     assert len(history.epoch) == 2
     assert seen[0][0] == 0 and "val_accuracy" in seen[0][1]
 
@@ -121,15 +121,16 @@ def test_mse_bce_and_callable_loss():
     x = rng.normal(size=(100, 4)).astype(np.float32)
     target = x @ rng.normal(size=(4, 2))
     model = dr.Input() >> dr.Scaffold(8, r=2, seed=0) >> dr.Dense(2)
-    history = model.fit(x, target, epochs=20, lr=1e-2, verbose=0)
+    history = model.fit(x, target, epochs=20, lr=1e-2, verbose=0).history_
     assert float(history.loss[-1]) < float(history.loss[0])
     labels = (x[:, :1] > 0).astype(np.float32)
     model = dr.Input() >> dr.Scaffold(8, r=2, seed=0) >> dr.Dense(1)
     history = model.fit(x, labels, epochs=10, lr=1e-2, loss="bce", validation_split=0.2,
-                        verbose=0)
+                        verbose=0).history_
     assert "val_accuracy" in history
     model = dr.Input() >> dr.Dense(2, seed=0)
-    history = model.fit(x, target, epochs=2, loss=lambda a, b: (a - b).abs().mean(), verbose=0)
+    history = model.fit(x, target, epochs=2, loss=lambda a, b: (a - b).abs().mean(),
+                        verbose=0).history_
     assert history.attrs["loss_function"] == "callable"
 
 
@@ -144,7 +145,8 @@ def test_ridge_only_model_keeps_closed_form():
 def test_dispatch_needs_no_training_keyword():
     x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     model = dr.scaffold_mlp((8,), 2, r=1)  # not built yet
-    assert isinstance(model.fit(x, np.zeros((40, 2), dtype=np.float32), verbose=0), xr.Dataset)
+    assert model.fit(x, np.zeros((40, 2), dtype=np.float32), verbose=0) is model
+    assert isinstance(model.history_, xr.Dataset) and model.history_.attrs["path"] == "gradient"
 
 
 def test_mixed_ridge_and_gradient_nodes():
@@ -154,7 +156,7 @@ def test_mixed_ridge_and_gradient_nodes():
     scaffold = dr.Scaffold(16, r=2, seed=0, activation="tanh")
     ridge = dr.Ridge(1e-4)
     model = dr.Input() >> scaffold >> ridge
-    history = model.fit(x, target, epochs=3, lr=1e-2, verbose=0)
+    history = model.fit(x, target, epochs=3, lr=1e-2, verbose=0).history_
     assert ridge.fitted and len(history.epoch) == 3
     # phase 3: the Ridge solution is the closed form on the trained features
     features = torch.tanh(torch.as_tensor(x) @ scaffold.effective_weight().detach().T)
@@ -201,7 +203,8 @@ def test_labels_out_of_range(data):
 
 def test_target_shape_mismatch(data):
     x, y = data
-    with pytest.raises(DataError, match=r"one entry per sample: 240.*Got shape \(239,\)"):
+    with pytest.raises(DataError, match=r"one entry per step of the input series: shape "
+                       r"\(240, O\) or labels \(240,\).*Got shape \(239,\)"):
         small().fit(x, y[:-1], loss="cross_entropy", verbose=0)
     model = dr.Input() >> dr.Dense(2, seed=0)
     with pytest.raises(DataError, match=r"3 features but the model outputs 2.*\(240, 3\)"):

@@ -1,0 +1,372 @@
+"""Model: a graph of nodes with one executor, one data contract and one ``fit``.
+
+Build models with the operators rather than by hand:
+``Reservoir(300, seed=1) >> Ridge(1e-6)``. Whatever the nodes, a model reads
+data the same way (:mod:`deepreservoir.data`), runs through the same executor
+(:mod:`deepreservoir.executor`) and trains through one dispatcher
+(:func:`deepreservoir.training.fit_model`) that returns the model and leaves
+the history on ``model.history_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from deepreservoir.composition import register_model_class
+from deepreservoir.data import as_batch, as_step
+from deepreservoir.errors import DataError, ParameterError
+from deepreservoir.executor import (
+    RunState,
+    build_graph,
+    execute,
+    fresh_state,
+    kept_state,
+    model_dtype_device,
+    plan_of,
+    prepare,
+    require_fitted,
+    restore_outputs,
+    step_inputs,
+    step_once,
+)
+from deepreservoir.graph import Graph
+from deepreservoir.kinds import Scaffolded
+from deepreservoir.lora import LowRankAdapter
+from deepreservoir.threads import thread_scope
+
+__all__ = ["Model"]
+
+
+@register_model_class
+class Model(Graph):
+    """A directed graph of nodes, run and trained as one model.
+
+    ``Model`` is a ``torch.nn.Module``: ``.to(device)``, ``.double()``,
+    ``parameters()`` and ``state_dict()`` behave as in torch, only trainable
+    tensors are parameters, and the states kept between calls move with the
+    model.
+
+    Parameters
+    ----------
+    nodes : iterable of Node
+    links : iterable of Link
+    seed : int
+        Root seed for nodes that have no seed of their own and no seeded parent.
+
+    Attributes
+    ----------
+    history_ : xarray.Dataset or None
+        What the last :meth:`fit` recorded.
+    """
+
+    def __init__(self, nodes=(), links=(), seed: int = 0) -> None:
+        super().__init__(nodes, links, seed)
+        self._state: RunState | None = None
+        self.history_ = None
+
+    # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Forget the states and delay buffers kept between calls."""
+        self._state = None
+
+    def _convert_kept_state(self, fn) -> None:
+        if self._state is not None:
+            self._state = self._state.converted(fn)
+
+    def _apply(self, fn, recurse: bool = True):
+        result = super()._apply(fn, recurse)
+        self._convert_kept_state(fn)
+        return result
+
+    # --------------------------------------------------------------- running
+    def run(self, X: Any, *, reset: bool = False):
+        """Run the model over data and return the outputs.
+
+        Parameters
+        ----------
+        X : ndarray, Tensor, list of arrays, or dict
+            ``(T, F)``, ``(B, T, F)`` or a list of ``(T_i, F)``; a dict maps input
+            node names to such data when the model has several inputs.
+        reset : bool
+            Start from zero states instead of the states left by the last call.
+            A batch size other than the kept state's also starts from zero.
+
+        Returns
+        -------
+        The output in the input's layout and type; a dict by node name when the
+        model has several outputs.
+        """
+        _check_bool(reset, "reset", "run")
+        batches, reference = prepare(self, X)
+        require_fitted(self)
+        state = kept_state(self, reference.batch_size, reset)
+        with torch.no_grad(), thread_scope(self, reference.batch_size):
+            outputs, state, _ = execute(self, {n: b.values for n, b in batches.items()},
+                                        reference.lengths, state)
+        self._state = state
+        return restore_outputs(self, reference, outputs)
+
+    def states(self, X: Any, *, nodes: Any = None, reset: bool = False,
+               inputs: bool = False) -> dict:
+        """Run the model over data and return the output of every node, by name.
+
+        The same executor as :meth:`run` computes the values, so the entry of an
+        output node equals what :meth:`run` returns for the same call.
+
+        Parameters
+        ----------
+        X : data as in :meth:`run`
+        nodes : str or list of str, optional
+            Return only these nodes. Then only they and their ancestors run
+            (nodes downstream, e.g. an unfitted Ridge, are not needed) and the
+            states kept between calls are left unchanged.
+        reset : bool
+            Start from zero states instead of the states left by the last call.
+        inputs : bool
+            Return what each node receives (its inputs concatenated in edge
+            order, delayed edges shifted) instead of its output.
+
+        Returns
+        -------
+        dict
+            Node name → values of shape (T, O) / (B, T, O) / list of (T_i, O),
+            in the layout and type of ``X`` as for :meth:`run`; keys in
+            topological order. With ``nodes=None`` the kept states advance as
+            after :meth:`run`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import deepreservoir as dr
+        >>> model = dr.Reservoir(10, seed=0, name="res") >> dr.Tanh(name="act")
+        >>> {name: out.shape for name, out in model.states(np.ones((4, 2))).items()}
+        {'res': (4, 10), 'act': (4, 10)}
+        """
+        _check_bool(reset, "reset", "states")
+        _check_bool(inputs, "inputs", "states")
+        wanted = self._wanted_nodes(nodes)
+        only = None
+        if nodes is not None:
+            import networkx as nx
+
+            only = set(wanted)
+            for name in wanted:
+                only |= nx.ancestors(self.graph, name)
+        batches, reference = prepare(self, X, only=only)
+        require_fitted(self, include=only)
+        state = kept_state(self, reference.batch_size, reset)
+        with torch.no_grad(), thread_scope(self, reference.batch_size):
+            outputs, new_state, received = execute(
+                self, {n: b.values for n, b in batches.items()}, reference.lengths, state,
+                collect=set(wanted) if inputs else frozenset(), only=only)
+        if only is None:
+            self._state = new_state
+        chosen = received if inputs else outputs
+        return {name: reference.restore(chosen[name]) for name in wanted}
+
+    def _wanted_nodes(self, nodes: Any) -> list[str]:
+        if nodes is None:
+            return list(plan_of(self).order if self.is_acyclic() else self.execution_order())
+        names = [nodes] if isinstance(nodes, str) else nodes
+        try:
+            names = list(names)
+        except TypeError:
+            names = None
+        if not names or not all(isinstance(name, str) for name in names):
+            raise ParameterError(
+                f"The 'nodes' parameter of states must be a node name or a non-empty list of "
+                f"names. Got {nodes!r}.")
+        for name in names:
+            self.node(name)  # a GraphError listing the nodes when the name is unknown
+        return list(dict.fromkeys(names))
+
+    def step(self, x: Any):
+        """Advance one time step and keep the state, as reservoirpy's ``model.step``.
+
+        Parameters
+        ----------
+        x : array or Tensor (F,) or (B, F); dict by input node name; or None
+            ``None`` runs a closed loop: nodes fed only by feedback need no data.
+
+        Returns
+        -------
+        The output ``(O,)`` / ``(B, O)`` in the type of ``x`` (numpy for ``None``);
+        a dict by node name when the model has several outputs.
+        """
+        dtype, device = model_dtype_device(self)
+        external, single, backend = step_inputs(self, x, dtype, device)
+        if not all(node.built for node in self.nodes.values()):
+            build_graph(self, {n: int(v.shape[-1]) for n, v in external.items()}, {})
+            dtype, device = model_dtype_device(self)
+            external = {n: v.to(dtype=dtype, device=device) for n, v in external.items()}
+        require_fitted(self)
+        batch = (next(iter(external.values())).shape[0] if external
+                 else (self._state.batch if self._state is not None else 1))
+        state = kept_state(self, batch, False)
+        node_states, buffers = dict(state.nodes), dict(state.edges)
+        with torch.no_grad():
+            outputs = step_once(self, plan_of(self), external, node_states, buffers)
+        self._state = RunState(batch, node_states, buffers)
+        return self._give_back({n: outputs[n] for n in plan_of(self).outputs}, single, backend)
+
+    @staticmethod
+    def _give_back(outputs: dict[str, Tensor], single: bool, backend: str):
+        def convert(value: Tensor):
+            value = value[0] if single else value
+            return value.detach() if backend == "torch" else value.detach().cpu().numpy()
+        converted = {name: convert(value) for name, value in outputs.items()}
+        return next(iter(converted.values())) if len(converted) == 1 else converted
+
+    def forward(self, x: Any):
+        """Apply the model from zero states, keeping no state (``model(x)``).
+
+        A torch tensor ``(B, T, F)`` or ``(T, F)`` gives a differentiable tensor
+        of the same layout; one step ``(F,)`` gives ``(O,)``; numpy arrays and
+        ragged lists give numpy arrays in their layout. With several outputs,
+        a dict by node name.
+        """
+        if isinstance(x, Tensor) and x.ndim in (2, 3) and x.is_floating_point():
+            values = x if x.ndim == 3 else x.unsqueeze(0)
+            dtype, device = model_dtype_device(self)
+            external = {name: values for name in plan_of(self).inputs}
+            if not all(node.built for node in self.nodes.values()):
+                build_graph(self, {n: int(values.shape[-1]) for n in external}, {})
+            require_fitted(self)
+            outputs, _, _ = execute(self, external, None, fresh_state(self, values.shape[0]))
+            names = plan_of(self).outputs
+            result = {n: outputs[n] if x.ndim == 3 else outputs[n][0] for n in names}
+            return result[names[0]] if len(names) == 1 else result
+        if getattr(x, "ndim", None) == 1:
+            dtype, device = model_dtype_device(self)
+            values, _, backend = as_step(x, dtype=dtype, device=device)
+            sequence = values.unsqueeze(1)
+            outputs = self._from_zero(sequence, None)
+            return self._give_back({n: v[:, 0] for n, v in outputs.items()}, True, backend)
+        dtype, device = model_dtype_device(self)
+        if isinstance(x, Mapping):
+            raise DataError("forward() takes one array for every input; use run() with a dict.")
+        reference = as_batch(x, dtype=dtype, device=device)
+        outputs = self._from_zero(reference.values, reference.lengths)
+        return restore_outputs(self, reference, outputs)
+
+    def _from_zero(self, values: Tensor, lengths: Tensor | None) -> dict[str, Tensor]:
+        external = {name: values for name in plan_of(self).inputs}
+        if not all(node.built for node in self.nodes.values()):
+            build_graph(self, {n: int(values.shape[-1]) for n in external}, {})
+            dtype, device = model_dtype_device(self)
+            external = {n: v.to(dtype=dtype, device=device) for n, v in external.items()}
+        require_fitted(self)
+        with torch.no_grad():
+            outputs, _, _ = execute(self, external, lengths, fresh_state(self, values.shape[0]))
+        return outputs
+
+    # -------------------------------------------------------------- training
+    def fit(self, X: Any, Y: Any = None, **options: Any) -> Model:
+        """Train the model on data and return it; the record goes to ``history_``.
+
+        The path follows from the model's nodes, never from the keywords:
+
+        * **closed form** (only closed-form nodes, e.g. :class:`~deepreservoir.Ridge`):
+          one streaming pass accumulates sufficient statistics, then a solve.
+          Options: ``warmup``, ``reset``, ``chunk_size``, ``verbose``, ``seed``.
+        * **gradient** (trainable parameters: adapters, gates, heads): the
+          :class:`~deepreservoir.training.Trainer`. Options: ``epochs``,
+          ``batch_size``, ``lr``, ``loss``, ... (see
+          :func:`deepreservoir.training.fit_model`).
+        * **mixed** (both): closed-form nodes are solved, the parameters trained
+          through them, and the closed-form nodes solved again.
+
+        A keyword that does not apply to the model's path is refused with a
+        message naming the path.
+
+        Parameters
+        ----------
+        X : data as in :meth:`run`
+        Y : targets read against ``X`` (:func:`deepreservoir.data.as_targets`),
+            or a dict by trained node name.
+
+        Returns
+        -------
+        Model
+            ``self``.
+        """
+        from deepreservoir.training import fit_model
+
+        fit_model(self, X, Y, **options)
+        return self
+
+    # ------------------------------------------------------ LottaLoRA helpers
+    def save(self, path: Any, *, overwrite: bool = True) -> Any:
+        """Save the model as a JSON spec plus safetensors; see :func:`deepreservoir.io.save`."""
+        from deepreservoir.io import save
+
+        return save(self, path, overwrite=overwrite)
+
+    def footprint(self, path: Any = None):
+        """Trainable, frozen and stored counts; see :func:`deepreservoir.footprint.footprint`."""
+        from deepreservoir.footprint import footprint
+
+        return footprint(self, path)
+
+    def _scaffolds(self) -> list:
+        return [node for node in self.nodes.values() if isinstance(node, Scaffolded)]
+
+    def reseed(self, seed: int | None) -> Model:
+        """Regenerate every scaffold from root seed ``seed`` (``None``: the built seeds).
+
+        Adapters, gates and heads are kept; see :meth:`deepreservoir.Scaffold.reseed`.
+        """
+        for node in self._scaffolds():
+            node.reseed(seed)
+        return self
+
+    def resample(self, generation: int | None = None) -> Model:
+        """Draw scaffold generation ``generation`` in every scaffold (default: the next)."""
+        for node in self._scaffolds():
+            node.resample(generation)
+        return self
+
+    def remove_scaffold(self) -> Model:
+        """Drop ``β·W_seed`` from every adapted layer (the "scaffold removed" ablation)."""
+        for node in self._scaffolds():
+            node.remove_scaffold()
+        return self
+
+    def restore_scaffold(self) -> Model:
+        """Undo :meth:`remove_scaffold`."""
+        for node in self._scaffolds():
+            node.restore_scaffold()
+        return self
+
+    def adapters(self) -> dict[str, LowRankAdapter]:
+        """The nodes with a low-rank adapter, by name."""
+        return {name: node for name, node in self.nodes.items()
+                if isinstance(node, LowRankAdapter) and node.r > 0}
+
+    def merge_adapters(self) -> Model:
+        """Fold every adapter into its frozen weight in place (fast inference); see
+        :meth:`deepreservoir.lora.LowRankAdapter.merge`."""
+        for node in self.adapters().values():
+            node.merge()
+        return self
+
+    def unmerge_adapters(self) -> Model:
+        """Undo :meth:`merge_adapters` exactly (the frozen weights are regenerated)."""
+        for node in self.adapters().values():
+            node.unmerge()
+        return self
+
+    def alpha_convention(self) -> dict[str, str]:
+        """The LoRA α convention of every adapted node, e.g. ``{"layer0": "α/r = 8/8 = 1"}``."""
+        return {name: node.alpha_convention() for name, node in self.nodes.items()
+                if isinstance(node, LowRankAdapter)}
+
+
+def _check_bool(value: Any, name: str, method: str) -> None:
+    if not isinstance(value, bool):
+        raise ParameterError(f"The '{name}' parameter of {method} must be a bool. "
+                             f"Got {value!r}.")

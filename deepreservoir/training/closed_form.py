@@ -1,0 +1,166 @@
+"""Closed-form training: one streaming pass of sufficient statistics, then a solve.
+
+The model runs over the data once (in chunks of time when ``chunk_size`` is
+given). Every :class:`~deepreservoir.kinds.ClosedForm` node collects the
+statistics of what it receives against its targets, after the first ``warmup``
+steps of every series, at the steps whose targets count (NaN targets are left
+out); then it solves. While a node is being fitted its output is replaced by
+its targets (teacher forcing), on feedback and forward edges alike.
+
+Per-sequence targets ``(B, O)`` fit the node on each series' last valid step;
+they need a node whose output feeds nothing else (there is nothing to force).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from deepreservoir.data import Targets, as_targets
+from deepreservoir.errors import DataError, NotFittedError
+from deepreservoir.executor import (
+    execute,
+    input_batches,
+    kept_state,
+    model_dtype_device,
+    prepare,
+    require_fitted,
+)
+from deepreservoir.kinds import ClosedForm, SufficientStatistics
+from deepreservoir.threads import thread_scope
+
+__all__ = ["closed_form_nodes", "fit_closed_form"]
+
+
+def closed_form_nodes(model) -> list[str]:
+    """Names of the model's closed-form nodes, in graph order."""
+    return [name for name, node in model.nodes.items() if isinstance(node, ClosedForm)]
+
+
+def _targets_by_node(model, Y: Any, trained: list[str], reference, dtype,
+                     device) -> dict[str, Targets]:
+    if Y is None:
+        raise NotFittedError(
+            f"fit() needs targets Y for the nodes it trains: {', '.join(trained)}.")
+    if isinstance(Y, Mapping):
+        if set(Y) != set(trained):
+            raise DataError(
+                f"The 'Y' dict must have one entry per trained node {sorted(trained)}. "
+                f"Got keys {sorted(Y)}.")
+        items = {name: (Y[name], f"Y[{name!r}]") for name in trained}
+    else:
+        if len(trained) != 1:
+            raise DataError(
+                f"The model has several trained nodes {trained}; pass Y as a dict by name.")
+        items = {trained[0]: (Y, "Y")}
+    return {name: as_targets(value, reference, name=label, dtype=dtype, device=device)
+            for name, (value, label) in items.items()}
+
+
+def _check_targets(model, name: str, targets: Targets, warmup: int, reference) -> None:
+    node = model.nodes[name]
+    expected = node.output_dim if node.built else node.static_output_dim()
+    if expected is not None and targets.features != expected:
+        raise DataError(
+            f"The targets for '{name}' must have {expected} features (the node's "
+            f"output size). Got {targets.features}.")
+    feeds_others = bool(model.out_edges(name))
+    if feeds_others and not targets.per_step:
+        raise DataError(
+            f"Node '{name}' feeds other nodes, so fitting it forces its outputs to the targets "
+            f"step by step: give per-step targets (B, T, O), not one per sequence.")
+    if feeds_others and not bool(targets.mask.eq(reference.valid_mask()).all()):
+        raise DataError(
+            f"The targets for '{name}' hold NaN, but '{name}' feeds other nodes and teacher "
+            f"forcing needs every target; fill them or fit a model where '{name}' is an output.")
+    if targets.per_step:
+        shortest = (int(reference.lengths.min()) if reference.lengths is not None
+                    else reference.steps)
+        if warmup >= shortest:
+            raise DataError(
+                f"The 'warmup' parameter ({warmup}) leaves no training step in a series of "
+                f"{shortest} steps; it must be smaller than every series length.")
+
+
+def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = True,
+                    chunk_size: int | None = None, verbose: int = 0) -> dict[str, dict]:
+    """Fit every closed-form node of ``model``; see the module docstring.
+
+    Returns
+    -------
+    dict
+        Node name → ``{"samples": rows fitted, "train_mse": training MSE or None}``.
+    """
+    trained = closed_form_nodes(model)
+    dtype, device = model_dtype_device(model)
+    _, reference = input_batches(model, X, dtype, device)
+    targets = _targets_by_node(model, Y, trained, reference, dtype, device)
+    for name, target in targets.items():
+        _check_targets(model, name, target, warmup, reference)
+    batches, reference = prepare(model, X, {n: t.features for n, t in targets.items()})
+    dtype, device = model_dtype_device(model)
+    for name, target in targets.items():
+        _check_targets(model, name, target, warmup, reference)
+    require_fitted(model, exclude=set(trained))
+    state = kept_state(model, reference.batch_size, reset)
+    steps = reference.steps
+    chunk = chunk_size or steps
+    last = reference.last_index().to(device)
+    statistics = {name: SufficientStatistics() for name in trained}
+    bar = None
+    if verbose:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="fit (closed form)", unit="step", leave=True)
+    try:
+        with torch.no_grad(), thread_scope(model, reference.batch_size):
+            for start in range(0, steps, chunk):
+                stop = min(start + chunk, steps)
+                lengths = None
+                if reference.lengths is not None:
+                    lengths = (reference.lengths - start).clamp(0, stop - start).to(device)
+                external = {n: b.values[:, start:stop] for n, b in batches.items()}
+                forced = {}
+                for name, target in targets.items():
+                    node = model.nodes[name]
+                    forced[name] = (target.values[:, start:stop].to(dtype) if target.per_step
+                                    else torch.zeros(reference.batch_size, stop - start,
+                                                     int(node.output_dim), dtype=dtype,
+                                                     device=device))
+                _, state, inputs = execute(model, external, lengths, state, forced, set(trained))
+                for name, target in targets.items():
+                    x, y = _rows(inputs[name], target, start, stop, warmup, last)
+                    if x.shape[0]:
+                        node = model.nodes[name]
+                        statistics[name] = node.combine(statistics[name], node.statistics(x, y))
+                if bar is not None:
+                    bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = {}
+    for name in trained:
+        node = model.nodes[name]
+        if statistics[name].count == 0:
+            raise NotFittedError(
+                f"{type(node).__name__} '{name}' cannot be fitted: it received no training "
+                f"steps (check warmup, data lengths and NaN targets).")
+        node.solve(statistics[name])
+        summary[name] = {"samples": statistics[name].count,
+                         "train_mse": node.training_loss(statistics[name])}
+    model._state = state
+    return summary
+
+
+def _rows(inputs, target: Targets, start: int, stop: int, warmup: int, last):
+    """The rows (x, y) of one chunk that count for the statistics."""
+    if target.per_step:
+        keep = target.mask[:, start:stop].clone()
+        if warmup > start:
+            keep[:, : warmup - start] = False
+        return inputs[keep], target.values[:, start:stop][keep]
+    inside = (last >= start) & (last < stop) & target.mask
+    rows = torch.nonzero(inside)[:, 0]
+    return inputs[rows, last[rows] - start], target.values[rows]

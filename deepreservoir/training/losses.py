@@ -1,0 +1,53 @@
+"""Loss functions, metrics and learning-rate schedules of gradient training."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["learning_rate", "loss_function", "make_optimizer", "metrics"]
+
+
+def loss_function(loss: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    """The callable for a loss name (a callable is returned as is)."""
+    if callable(loss):
+        return loss
+    if loss == "mse":
+        return torch.nn.functional.mse_loss
+    if loss == "cross_entropy":
+        return torch.nn.functional.cross_entropy
+    return torch.nn.functional.binary_cross_entropy_with_logits
+
+
+def metrics(out: Tensor, target: Tensor, loss: Any) -> dict[str, float]:
+    """The loss, and accuracy for classification, of outputs against targets (rows)."""
+    values = {"loss": float(loss_function(loss)(out, target))}
+    if loss == "cross_entropy" or (callable(loss) and not target.is_floating_point()):
+        values["accuracy"] = float((out.argmax(-1) == target).double().mean())
+    elif loss == "bce":
+        values["accuracy"] = float(((out > 0) == (target > 0.5)).double().mean())
+    return values
+
+
+def learning_rate(schedule: str, base: float, step: int, total: int) -> float:
+    """The learning rate at ``step`` of ``total``: cosine, linear decay, or constant."""
+    if schedule == "constant" or total <= 1:
+        return base
+    progress = min(step / total, 1.0)
+    if schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return base * (1.0 - progress)
+
+
+def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float,
+                   weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, Adam, or SGD with momentum 0.9."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
