@@ -33,6 +33,7 @@ target is left out of training, as reservoirpy does; ±Inf is an error.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,13 +270,21 @@ def as_step(x: object, *, name: str = "x", dtype: torch.dtype = torch.float32,
             f"The '{name}' argument of step must be 1-D (F,) or 2-D (B, F). "
             f"Got {getattr(x, 'ndim', type(x).__name__)} dimension(s)."
         )
-    tensor, backend = _to_tensor(x, name)
-    _check_float(tensor, name)
-    single = tensor.ndim == 1
-    values = tensor.to(device=device, dtype=dtype)
-    if single:
-        values = values.unsqueeze(0)
-    if not bool(torch.isfinite(values).all()):
+    single = x.ndim == 1
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and math.isfinite(x.sum()):
+        # The common case, checked in numpy (a NaN or Inf makes the sum non-finite; so
+        # can an overflow, which the exact check below then clears): microseconds.
+        tensor, backend = torch.from_numpy(x[None] if single else x), "numpy"
+        finite = tensor.dtype.itemsize <= dtype.itemsize
+        same = tensor.dtype == dtype and str(device) == "cpu"
+    else:
+        tensor, backend = _to_tensor(x, name)
+        _check_float(tensor, name)
+        finite = same = False
+        if single:
+            tensor = tensor.unsqueeze(0)
+    values = tensor if same else tensor.to(device=device, dtype=dtype)
+    if not finite and not bool(torch.isfinite(values).all()):
         check_finite(tensor, name)
         check_finite(values, f"{name} (after conversion to {dtype})")
     if features is not None and values.shape[-1] != features:

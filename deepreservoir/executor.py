@@ -54,6 +54,8 @@ class Plan:
     delayed : tuple of Edge
         Edges with a delay of one step or more (their buffers).
     inputs, outputs : tuple of str
+    nodes : dict of str to Node
+        The graph's nodes by name, as a plain dict (cheaper to read than a ModuleDict).
     """
 
     stepwise: bool
@@ -62,17 +64,22 @@ class Plan:
     delayed: tuple[Edge, ...]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    nodes: dict[str, Any]
 
 
 def plan_of(graph: Graph) -> Plan:
     """The (cached) execution plan of a graph."""
+    plan = graph._memo_store.get("plan")
+    if plan is not None:
+        return plan
+
     def compute() -> Plan:
         stepwise = not graph.is_acyclic()
         order = graph.execution_order() if stepwise else graph.sequence_order()
         return Plan(stepwise, tuple(order),
                     {name: tuple(graph.in_edges(name)) for name in graph.nodes},
                     tuple(e for e in graph.edges if e.delay > 0),
-                    tuple(graph.input_names), tuple(graph.output_names))
+                    tuple(graph.input_names), tuple(graph.output_names), dict(graph.nodes))
     return graph._memo("plan", compute)
 
 
@@ -414,7 +421,7 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
     ``external`` and ``forced`` hold (B, F) values for this step; ``keep`` (B,) marks
     the series still running (ragged batches).
     """
-    delayed = {key: buffer[:, 0] for key, buffer in buffers.items()}
+    delayed = {key: buffer[:, 0] for key, buffer in buffers.items()} if buffers else buffers
     outputs: dict[str, Tensor] = {}
     for name in plan.order:
         if only is not None and name not in only:
@@ -426,7 +433,7 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
             outputs[name] = forced[name]
             continue
         previous = node_states[name]
-        y, new_state = graph.nodes[name].forward_step(x, previous)
+        y, new_state = plan.nodes[name].forward_step(x, previous)
         if new_state is not None and keep is not None:
             new_state = torch.where(keep.unsqueeze(-1), new_state, previous)
         node_states[name] = new_state
@@ -476,9 +483,15 @@ def restore_outputs(graph: Graph, reference: SequenceBatch, outputs: Mapping[str
     return {name: reference.restore(outputs[name]) for name in names}
 
 
-def step_inputs(graph: Graph, x: Any, dtype, device) -> tuple[dict[str, Tensor], bool, str]:
-    """Normalise the data of one step: an array, a dict by input name, or ``None``."""
+def step_inputs(graph: Graph, x: Any, dtype, device, features: Mapping[str, int | None]
+                | None = None) -> tuple[dict[str, Tensor], bool, str]:
+    """Normalise the data of one step: an array, a dict by input name, or ``None``.
+
+    ``features`` (input name → expected external features) saves recomputing them.
+    """
     plan = plan_of(graph)
+    if features is None:
+        features = {name: external_features(graph, name) for name in plan.inputs}
     if x is None:
         fed = [n for n in plan.inputs if not plan.sources[n]]
         if fed:
@@ -496,12 +509,12 @@ def step_inputs(graph: Graph, x: Any, dtype, device) -> tuple[dict[str, Tensor],
         for name, value in x.items():
             external[name], single, backend = as_step(
                 value, name=f"x[{name!r}]", dtype=dtype, device=device,
-                features=external_features(graph, name))
+                features=features[name])
         return external, single, backend
     external = {}
     values, single, backend = as_step(x, dtype=dtype, device=device)
     for name in plan.inputs:
-        expected = external_features(graph, name)
+        expected = features[name]
         if expected is not None and values.shape[-1] != expected:
             raise DataError(
                 f"The 'x' argument of step must have {expected} features for input node "

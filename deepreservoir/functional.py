@@ -9,7 +9,6 @@ Layout: a state batch is ``(B, N)``, a sequence batch ``(B, T, F)``.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor
 
 from deepreservoir.errors import ParameterError
+from deepreservoir.lora import lora_convention, lora_scale
 
 __all__ = [
     "ACTIVATIONS",
@@ -444,40 +444,6 @@ def ridge_solve(xtx: Tensor, xty: Tensor, x_sum: Tensor, y_sum: Tensor, count: i
 
 
 # ---------------------------------------------------------------------- LoRA
-def lora_scale(r: int, alpha: float | None = None, rslora: bool = False) -> float:
-    """The factor in front of ``B·A``: ``α/r``, or ``α/√r`` with rsLoRA.
-
-    ``alpha=None`` means ``α = r`` (so ``α/r = 1`` and ``α/√r = √r``). ``r = 0`` gives 0.
-
-    Examples
-    --------
-    >>> lora_scale(8), lora_scale(8, alpha=1.0), lora_scale(4, alpha=4.0, rslora=True)
-    (1.0, 0.125, 2.0)
-    """
-    if r == 0:
-        return 0.0
-    a = float(r) if alpha is None else float(alpha)
-    return a / math.sqrt(r) if rslora else a / r
-
-
-def lora_convention(r: int, alpha: float | None = None, rslora: bool = False) -> str:
-    """A one-line statement of the α convention in use.
-
-    Examples
-    --------
-    >>> lora_convention(8)
-    'α/r = 8/8 = 1 (alpha=None: α = r)'
-    >>> lora_convention(4, alpha=4.0, rslora=True)
-    'α/√r = 4/√4 = 2'
-    """
-    if r == 0:
-        return "r = 0: no adapter"
-    value = float(r) if alpha is None else float(alpha)
-    rule, root = ("α/√r", f"√{r}") if rslora else ("α/r", f"{r}")
-    default = " (alpha=None: α = r)" if alpha is None else ""
-    return f"{rule} = {value:g}/{root} = {lora_scale(r, alpha, rslora):g}{default}"
-
-
 def lora_delta(A: Tensor, B: Tensor, scale: float) -> Tensor:
     """The dense low-rank update ``scale·B·A`` of shape (d_out, d_in)."""
     return scale * (B @ A)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,6 +24,7 @@ from deepreservoir.executor import (
     RunState,
     build_graph,
     execute,
+    external_features,
     fresh_state,
     kept_state,
     model_dtype_device,
@@ -34,8 +36,9 @@ from deepreservoir.executor import (
     step_once,
 )
 from deepreservoir.graph import Graph
-from deepreservoir.kinds import Scaffolded
+from deepreservoir.kinds import ClosedForm, Scaffolded
 from deepreservoir.lora import LowRankAdapter
+from deepreservoir.nodes.base import Node
 from deepreservoir.threads import thread_scope
 
 __all__ = ["Model"]
@@ -66,6 +69,7 @@ class Model(Graph):
     def __init__(self, nodes=(), links=(), seed: int = 0) -> None:
         super().__init__(nodes, links, seed)
         self._state: RunState | None = None
+        self._step_cache: tuple | None = None
         self.history_ = None
 
     # ----------------------------------------------------------------- state
@@ -80,7 +84,23 @@ class Model(Graph):
     def _apply(self, fn, recurse: bool = True):
         result = super()._apply(fn, recurse)
         self._convert_kept_state(fn)
+        self._step_cache = None
         return result
+
+    def _step_setup(self) -> tuple | None:
+        """What every step needs, computed once the model is built: checked per call
+        against one node's dtype and device, so moving a single node is noticed."""
+        cache = self._step_cache
+        if cache is not None and cache[0] == Node.conversions:
+            return cache
+        if not all(node.built for node in self.nodes.values()):
+            return None
+        dtype, device = model_dtype_device(self)
+        plan = plan_of(self)
+        features = {name: external_features(self, name) for name in plan.inputs}
+        closed = [node for node in self.nodes.values() if isinstance(node, ClosedForm)]
+        self.__dict__["_step_cache"] = (Node.conversions, dtype, device, plan, features, closed)
+        return self._step_cache
 
     # --------------------------------------------------------------- running
     def run(self, X: Any, *, reset: bool = False):
@@ -194,31 +214,50 @@ class Model(Graph):
 
         Returns
         -------
-        The output ``(O,)`` / ``(B, O)`` in the type of ``x`` (numpy for ``None``);
-        a dict by node name when the model has several outputs.
+        The output ``(O,)`` / ``(B, O)`` in the type of ``x`` (for ``None``: numpy,
+        ``(O,)`` for one series); a dict by node name when the model has several outputs.
         """
-        dtype, device = model_dtype_device(self)
-        external, single, backend = step_inputs(self, x, dtype, device)
-        if not all(node.built for node in self.nodes.values()):
-            build_graph(self, {n: int(v.shape[-1]) for n, v in external.items()}, {})
+        setup = self._step_setup()
+        if setup is None:
             dtype, device = model_dtype_device(self)
-            external = {n: v.to(dtype=dtype, device=device) for n, v in external.items()}
-        require_fitted(self)
-        batch = (next(iter(external.values())).shape[0] if external
-                 else (self._state.batch if self._state is not None else 1))
-        state = kept_state(self, batch, False)
+            external, _, _ = step_inputs(self, x, dtype, device)
+            build_graph(self, {n: int(v.shape[-1]) for n, v in external.items()}, {})
+            setup = self._step_setup()
+        _, dtype, device, plan, features, closed = setup
+        if len(features) == 1 and isinstance(x, (np.ndarray, Tensor)):
+            name, expected = next(iter(features.items()))
+            values, single, backend = as_step(x, dtype=dtype, device=device, features=expected)
+            external = {name: values}
+        else:
+            external, single, backend = step_inputs(self, x, dtype, device, features)
+        for node in closed:
+            if not node.is_fitted():
+                require_fitted(self)
+        state = self._state
+        if external:
+            batch = next(iter(external.values())).shape[0]
+        else:  # a closed loop: the series the kept state holds, one by default
+            batch = state.batch if state is not None else 1
+            single = batch == 1
+        if state is None or state.batch != batch:
+            state = fresh_state(self, batch)
         node_states, buffers = dict(state.nodes), dict(state.edges)
         with torch.no_grad():
-            outputs = step_once(self, plan_of(self), external, node_states, buffers)
-        self._state = RunState(batch, node_states, buffers)
-        return self._give_back({n: outputs[n] for n in plan_of(self).outputs}, single, backend)
+            outputs = step_once(self, plan, external, node_states, buffers)
+        # A plain attribute, set without nn.Module.__setattr__'s bookkeeping (hot path).
+        self.__dict__["_state"] = RunState(batch, node_states, buffers)
+        return self._give_back({n: outputs[n] for n in plan.outputs}, single, backend)
 
     @staticmethod
     def _give_back(outputs: dict[str, Tensor], single: bool, backend: str):
-        def convert(value: Tensor):
-            value = value[0] if single else value
-            return value.detach() if backend == "torch" else value.detach().cpu().numpy()
-        converted = {name: convert(value) for name, value in outputs.items()}
+        converted = {}
+        for name, value in outputs.items():
+            if backend == "torch":
+                converted[name] = value[0] if single else value
+                continue
+            array = value.numpy() if value.device.type == "cpu" else value.cpu().numpy()
+            # a copy: the output can be the kept state itself, which the caller must not alias
+            converted[name] = (array[0] if single else array).copy()
         return next(iter(converted.values())) if len(converted) == 1 else converted
 
     def forward(self, x: Any):

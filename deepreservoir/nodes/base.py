@@ -220,7 +220,12 @@ class Node(torch.nn.Module):
         if self._implicit_model is not None:
             self._implicit_model.reset()
 
+    #: Incremented whenever any node's tensors are converted (``.to``, ``.double()``...),
+    #: so that caches of dtype and device (``Model.step``) know to look again.
+    conversions: ClassVar[int] = 0
+
     def _apply(self, fn, recurse: bool = True):
+        Node.conversions += 1
         result = super()._apply(fn, recurse)
         implicit = self.__dict__.get("_implicit_model")
         if implicit is not None:

@@ -24,6 +24,7 @@ from torch import Tensor
 from deepreservoir.errors import GraphError, ParameterError, TrainingError
 from deepreservoir.kinds import Gated, Scaffolded
 from deepreservoir.lora import LowRankAdapter
+from deepreservoir.threads import thread_scope
 from deepreservoir.training.callbacks import Callback
 from deepreservoir.training.losses import learning_rate, loss_function, make_optimizer, metrics
 from deepreservoir.training.options import GradientConfig, derive_seed
@@ -220,7 +221,8 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_fit_begin(self)
             self._good = self.snapshot()
-            with torch.random.fork_rng(devices=rng_devices):
+            with torch.random.fork_rng(devices=rng_devices), \
+                    thread_scope(model, self.config.batch_size):
                 for epoch in range(self.start_epoch, self.config.epochs):
                     if self._epoch(epoch, sampler, validation, device):
                         break
