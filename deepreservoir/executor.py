@@ -414,12 +414,17 @@ def _execute_sequence(graph, plan, external, lengths, state, forced, collect, on
 def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
               node_states: dict[str, Any], buffers: dict[tuple[str, str], Tensor],
               forced: Mapping[str, Tensor] | None = None, keep: Tensor | None = None,
-              collect: Mapping[str, list] | None = None, only: set[str] | None = None
-              ) -> dict[str, Tensor]:
+              collect: Mapping[str, list] | None = None, only: set[str] | None = None,
+              learning: Mapping[str, Tensor | None] | None = None,
+              learners: dict[str, Any] | None = None) -> dict[str, Tensor]:
     """Advance every node by one step, updating ``node_states`` and ``buffers`` in the dicts.
 
     ``external`` and ``forced`` hold (B, F) values for this step; ``keep`` (B,) marks
-    the series still running (ragged batches).
+    the series still running (ragged batches). Nodes named in ``learning`` are
+    online learners (:class:`~deepreservoir.kinds.Online`): they predict and then
+    learn from their target of this step (``None``: predict only), updating
+    ``learners`` (their learner states) in place; their prediction is what
+    downstream and fed-back edges receive.
     """
     delayed = {key: buffer[:, 0] for key, buffer in buffers.items()} if buffers else buffers
     outputs: dict[str, Tensor] = {}
@@ -431,6 +436,10 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
             collect[name].append(x)
         if forced is not None and name in forced:
             outputs[name] = forced[name]
+            continue
+        if learning is not None and name in learning:
+            outputs[name], learners[name] = plan.nodes[name].learning_step(
+                x, learning[name], learners[name])
             continue
         previous = node_states[name]
         y, new_state = plan.nodes[name].forward_step(x, previous)

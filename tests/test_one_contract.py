@@ -446,3 +446,69 @@ def test_thread_overrides_are_checked():
         assert dr.threads.get_num_threads() == 1
     finally:
         dr.threads.set_num_threads(None)
+
+
+# ------------------------------------------------------------ online kind
+class _LMS(dr.Node, dr.kinds.Online):
+    """A least-mean-squares readout, defined outside the package: ``W += η (y − W x) xᵀ``."""
+
+    def __init__(self, units=1, eta=0.05, *, name=None, dtype=torch.float64):
+        super().__init__(name=name, dtype=dtype)
+        self.units, self.eta = units, eta
+        self.output_dim = units
+
+    def _build(self, input_dim, target_dim):
+        self.register_buffer("W_", torch.zeros(self.units, input_dim, dtype=self.dtype))
+
+    def initial_learner_state(self, batch_size):
+        return self.W_.expand(batch_size, -1, -1).clone()
+
+    def learning_step(self, x, y, W):
+        prediction = torch.einsum("bof,bf->bo", W, x)
+        if y is not None:
+            W = W + self.eta * torch.einsum("bo,bf->bof", y - prediction, x)
+        return prediction, W
+
+    def commit(self, W):
+        self.W_.copy_(W.mean(0))
+
+    def forward_sequence(self, x, state, lengths=None):
+        return x @ self.W_.T, None
+
+
+def test_an_online_node_learns_inside_the_executor():
+    rng = np.random.default_rng(11)
+    true = rng.normal(size=(1, 3))
+    x = rng.normal(size=(4, 400, 3))                      # four independent learners
+    y = x @ true.T
+    model = (dr.Input() >> _LMS()).fit(x, y, warmup=10)
+    assert model.history_.attrs["path"] == "online"
+    assert model.history_["samples"].item() == 4 * 390
+    assert np.abs(model.nodes["_LMS-0"].W_.numpy() - true).max() < 1e-3
+    assert np.abs(model.run(x[0]) - y[0]).max() < 1e-2
+    with pytest.raises(ParameterError, match="'epochs' parameter of fit does not apply .* online "
+                                             "learning"):
+        model.fit(x, y, epochs=2)
+
+
+def test_an_online_readout_learns_in_closed_loop_from_its_own_prediction():
+    res = dr.Reservoir(40, lr=0.5, seed=2, dtype=torch.float64, name="res")
+    lms = _LMS(1, eta=0.01, name="lms")
+    loop = (dr.Input(name="u") >> res >> lms) & (res << lms)
+    fed, predicted = [], []
+    step, learn = res.forward_step, lms.learning_step
+
+    def record_input(x, state):
+        fed.append(x[0, -1].item())              # [u(t), ŷ(t − 1)]: the fed-back part
+        return step(x, state)
+
+    def record_prediction(x, y, W):
+        out, W = learn(x, y, W)
+        predicted.append(out[0, 0].item())
+        return out, W
+
+    res.forward_step, lms.learning_step = record_input, record_prediction
+    loop.fit(X[:200], Y[:200])
+    assert len(fed) == len(predicted) == 200
+    assert fed[0] == 0.0 and fed[1:] == predicted[:-1]   # its own prediction, not the target
+    assert predicted[1:] != list(Y[:199, 0])

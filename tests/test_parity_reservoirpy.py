@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from parity_data import explicit_weights, one_torch_thread  # noqa: F401
 
 import deepreservoir as dr
 
@@ -31,26 +32,6 @@ rpy_nodes = pytest.importorskip("reservoirpy.nodes")
 N_UNITS = 100
 STEPS = 2_000
 STATE_TOL = 1e-10
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # N = 100 makes every step's kernels tiny; on small shared machines OpenMP's
-    # thread hand-offs then cost more than they save (and stall now and then).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _weights(n: int, features: int, density: float, seed: int):
-    """Explicit float64 weights: W rescaled to spectral radius 0.9, Win, bias."""
-    rng = np.random.default_rng(seed)
-    W = rng.standard_normal((n, n)) * (rng.random((n, n)) < density)
-    W *= 0.9 / np.max(np.abs(np.linalg.eigvals(W)))
-    Win = rng.uniform(-0.5, 0.5, size=(n, features))
-    bias = rng.uniform(-0.2, 0.2, size=n)
-    return W, Win, bias
 
 
 def _signal(steps: int, features: int, seed: int) -> np.ndarray:
@@ -75,7 +56,7 @@ def _theirs(W, Win, bias, lr):
 @pytest.mark.parametrize("density", [1.0, 0.1], ids=["dense-W", "sparse-W"])
 def test_reservoir_states_match_reservoirpy(features, lr, density):
     # density 0.1 makes our CPU reservoir step with a sparse CSR W; 1.0 keeps it dense.
-    W, Win, bias = _weights(N_UNITS, features, density, seed=features)
+    W, Win, bias = explicit_weights(N_UNITS, features, density, seed=features)
     X = _signal(STEPS, features, seed=10 + features)
 
     theirs = _theirs(W, Win, bias, lr).run(X)
@@ -90,7 +71,7 @@ def test_reservoir_states_match_reservoirpy(features, lr, density):
 
 @pytest.mark.parametrize("lr", [1.0, 0.3])
 def test_state_carries_over_between_runs_like_reservoirpy(lr):
-    W, Win, bias = _weights(N_UNITS, 2, 0.1, seed=3)
+    W, Win, bias = explicit_weights(N_UNITS, 2, 0.1, seed=3)
     X = _signal(STEPS, 2, seed=4)
     theirs_node, ours_node = _theirs(W, Win, bias, lr), _ours(W, Win, bias, lr)
 
@@ -107,7 +88,7 @@ def test_state_carries_over_between_runs_like_reservoirpy(lr):
 def test_batch_matches_reservoirpy_series_by_series():
     # Our batch axis is real (one matrix product per step for all series);
     # reservoirpy runs each series of a 3-D array from the same initial state.
-    W, Win, bias = _weights(N_UNITS, 3, 0.1, seed=5)
+    W, Win, bias = explicit_weights(N_UNITS, 3, 0.1, seed=5)
     X = np.stack([_signal(STEPS, 3, seed=s) for s in range(4)])  # (4, T, 3)
 
     theirs = np.asarray(_theirs(W, Win, bias, 0.3).run(X))
@@ -118,7 +99,7 @@ def test_batch_matches_reservoirpy_series_by_series():
 
 
 def test_ragged_list_matches_reservoirpy():
-    W, Win, bias = _weights(N_UNITS, 1, 0.1, seed=6)
+    W, Win, bias = explicit_weights(N_UNITS, 1, 0.1, seed=6)
     X = [_signal(n, 1, seed=n) for n in (500, 1_200, 800)]
 
     theirs = _theirs(W, Win, bias, 0.5).run(X)
@@ -132,7 +113,7 @@ def test_ragged_list_matches_reservoirpy():
 
 @pytest.mark.parametrize(("features", "lr"), [(1, 1.0), (3, 0.3)])
 def test_esn_ridge_matches_reservoirpy(features, lr):
-    W, Win, bias = _weights(N_UNITS, features, 0.1, seed=20 + features)
+    W, Win, bias = explicit_weights(N_UNITS, features, 0.1, seed=20 + features)
     X = _signal(STEPS + 1, features, seed=30 + features)
     # Two targets: one-step-ahead of the first feature, and a nonlinear mix.
     Y = np.column_stack([X[1:, 0], np.tanh(X[:-1].sum(axis=1)) * X[1:, -1]])
@@ -188,7 +169,7 @@ def test_esn_ridge_matches_reservoirpy(features, lr):
 def test_large_batch_matches_reservoirpy_series_by_series(density):
     # B = 20 crosses the batch size at which our CPU reservoir switches from CSR to
     # dense W at 30 % density; at 10 % it stays CSR (an (N, N) by (N, B) CSR product).
-    W, Win, bias = _weights(N_UNITS, 1, density, seed=8)
+    W, Win, bias = explicit_weights(N_UNITS, 1, density, seed=8)
     X = np.stack([_signal(500, 1, seed=s) for s in range(20)])  # (20, 500, 1)
     ours_node = _ours(W, Win, bias, 0.3)
     ours = ours_node.run(X)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
+from parity_data import explicit_weights, one_torch_thread, signal  # noqa: F401
 
 import deepreservoir as dr
 from deepreservoir import functional as F
@@ -30,28 +31,9 @@ STEPS = 400
 STATE_TOL = 1e-10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _weights(n: int, features: int, density: float, seed: int):
-    """Explicit float64 W (spectral radius 0.9) and Win, as in test_parity_reservoirpy."""
-    rng = np.random.default_rng(seed)
-    W = rng.standard_normal((n, n)) * (rng.random((n, n)) < density)
-    W *= 0.9 / np.max(np.abs(np.linalg.eigvals(W)))
-    Win = rng.uniform(-0.5, 0.5, size=(n, features))
+def _weights_without_bias(n: int, features: int, density: float, seed: int):
+    W, Win, _ = explicit_weights(n, features, density, seed)
     return W, Win
-
-
-def _signal(steps: int, features: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(steps)[:, None]
-    freqs = 0.01 + 0.02 * np.arange(1, features + 1)[None, :]
-    return np.sin(freqs * t) + 0.1 * rng.standard_normal((steps, features))
 
 
 def _reference(W, Win, bias, lr, X, activation=np.tanh):
@@ -83,7 +65,7 @@ def test_units_defaults_to_100_without_explicit_W():
 
 @pytest.mark.parametrize("kind", ["dense", "csr_array", "csr_matrix", "torch"])
 def test_units_default_to_explicit_W_rows(kind):
-    W, _ = _weights(30, 1, 0.2, seed=0)
+    W, _ = _weights_without_bias(30, 1, 0.2, seed=0)
     given = {"dense": W, "csr_array": scipy.sparse.csr_array(W),
              "csr_matrix": scipy.sparse.csr_matrix(W), "torch": torch.as_tensor(W)}[kind]
     reservoir = dr.Reservoir(W=given, seed=0)
@@ -115,7 +97,7 @@ def test_explicit_Win_with_default_units_says_to_pass_units():
 
 
 def test_units_like_reservoirpy():
-    W, _ = _weights(30, 1, 0.2, seed=0)
+    W, _ = _weights_without_bias(30, 1, 0.2, seed=0)
     assert rpy_nodes.Reservoir(W=W).units == dr.Reservoir(W=W).units == 30
 
 
@@ -135,8 +117,8 @@ def test_only_units_lr_sr_are_positional():
 # --------------------------------------------------------------- 3. float bias
 @pytest.mark.parametrize("bias", [0.0, 0.25, -1, np.float64(0.1)])
 def test_float_bias_matches_reservoirpy(bias):
-    W, Win = _weights(N, 2, 0.1, seed=3)
-    X = _signal(STEPS, 2, seed=4)
+    W, Win = _weights_without_bias(N, 2, 0.1, seed=3)
+    X = signal(STEPS, 2, seed=4)
     theirs = rpy_nodes.Reservoir(W=W, Win=Win, bias=bias, lr=0.4).run(X)
     ours_node = dr.Reservoir(W=W, Win=Win, bias=bias, lr=0.4, dtype=torch.float64)
     ours = ours_node.run(X)
@@ -147,7 +129,7 @@ def test_float_bias_matches_reservoirpy(bias):
 
 def test_float_bias_is_a_constant_for_every_unit_and_saves(tmp_path):
     model = dr.Reservoir(20, bias=0.3, seed=2, name="res") >> dr.Ridge(ridge=1e-6)
-    X = _signal(200, 1, seed=0)
+    X = signal(200, 1, seed=0)
     model.fit(X[:-1], X[1:])
     loaded = _round_trip(model, X, tmp_path)
     assert loaded.nodes["res"].bias == 0.3
@@ -176,7 +158,7 @@ def test_sparse_W_and_Win_from_reservoirpy_match_reservoirpy():
     W = rpy_mat_gen.normal(N, N, connectivity=0.1, sr=0.9, seed=5)
     Win = rpy_mat_gen.bernoulli(N, 3, connectivity=0.2, input_scaling=0.5, seed=6)
     assert scipy.sparse.issparse(W) and scipy.sparse.issparse(Win)
-    X = _signal(STEPS, 3, seed=7)
+    X = signal(STEPS, 3, seed=7)
     theirs = rpy_nodes.Reservoir(W=W, Win=Win, lr=0.3).run(X)
     ours_node = dr.Reservoir(W=W, Win=Win, lr=0.3, dtype=torch.float64)
     assert isinstance(ours_node.W, np.ndarray) and ours_node.input_dim == 3
@@ -188,7 +170,7 @@ def test_sparse_W_and_Win_from_reservoirpy_match_reservoirpy():
 def test_scipy_sparse_random_W_saves_and_loads(tmp_path):
     W = scipy.sparse.random(40, 40, density=0.1, random_state=0, format="coo") * 0.5
     model = dr.Reservoir(W=W, lr=0.5, seed=1, name="res") >> dr.Ridge(ridge=1e-6)
-    X = _signal(300, 1, seed=1)
+    X = signal(300, 1, seed=1)
     model.fit(X[:-1], X[1:])
     loaded = _round_trip(model, X, tmp_path)
     reservoir = loaded.nodes["res"]
@@ -218,9 +200,9 @@ def _rates(n: int, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize("density", [1.0, 0.1], ids=["dense-W", "csr-W"])
 def test_array_lr_matches_reservoirpy(density):
-    W, Win = _weights(N, 2, density, seed=8)
+    W, Win = _weights_without_bias(N, 2, density, seed=8)
     lr = _rates(N)
-    X = _signal(STEPS, 2, seed=9)
+    X = signal(STEPS, 2, seed=9)
     theirs = rpy_nodes.Reservoir(W=W, Win=Win, bias=0.1, lr=lr).run(X)
     ours = dr.Reservoir(W=W, Win=Win, bias=0.1, lr=lr, dtype=torch.float64).run(X)
     assert np.max(np.abs(ours - theirs)) < STATE_TOL
@@ -231,9 +213,9 @@ def test_array_lr_matches_reservoirpy(density):
 @pytest.mark.parametrize("batch", ["one", "batch", "ragged"])
 def test_array_lr_every_loop_path(density, batch):
     # dense / CSR W; B = 1 (mm or mv), B = 4 (CSR: the (N, B) loop), ragged (masked).
-    W, Win = _weights(N, 1, density, seed=10)
+    W, Win = _weights_without_bias(N, 1, density, seed=10)
     lr = _rates(N, seed=1)
-    series = [_signal(n, 1, seed=n) for n in (120, 120, 90, 60)]
+    series = [signal(n, 1, seed=n) for n in (120, 120, 90, 60)]
     X = {"one": series[0], "batch": np.stack(series[:2] * 2), "ragged": series}[batch]
     node = dr.Reservoir(W=W, Win=Win, lr=lr, dtype=torch.float64)
     ours = node.run(X)
@@ -255,9 +237,9 @@ def test_array_lr_every_loop_path(density, batch):
 
 
 def test_array_lr_autograd_and_lora_loops():
-    W, Win = _weights(N, 1, 0.1, seed=11)
+    W, Win = _weights_without_bias(N, 1, 0.1, seed=11)
     lr = _rates(N, seed=2)
-    X = _signal(80, 1, seed=3)
+    X = signal(80, 1, seed=3)
     expected = _reference(W, Win, 0.0, lr, X)
     node = dr.Reservoir(W=W, Win=Win, lr=lr, dtype=torch.float64)
     node.run(X[:1])
@@ -297,8 +279,8 @@ def test_array_lr_functional():
 
 
 def test_scalar_lr_as_array_gives_the_same_states():
-    W, Win = _weights(N, 1, 0.1, seed=12)
-    X = _signal(200, 1, seed=5)
+    W, Win = _weights_without_bias(N, 1, 0.1, seed=12)
+    X = signal(200, 1, seed=5)
     scalar = dr.Reservoir(W=W, Win=Win, lr=0.3, dtype=torch.float64).run(X)
     array = dr.Reservoir(W=W, Win=Win, lr=np.full(N, 0.3), dtype=torch.float64).run(X)
     np.testing.assert_allclose(array, scalar, rtol=0, atol=1e-14)
@@ -319,7 +301,7 @@ def test_array_lr_follows_dtype_and_device():
 def test_array_lr_saves_and_loads(tmp_path):
     lr = _rates(30, seed=4)
     model = dr.Reservoir(30, lr=lr, seed=3, name="res") >> dr.Ridge(ridge=1e-6)
-    X = _signal(300, 1, seed=6)
+    X = signal(300, 1, seed=6)
     model.fit(X[:-1], X[1:])
     loaded = _round_trip(model, X, tmp_path)
     np.testing.assert_array_equal(loaded.nodes["res"].lr, lr)
@@ -370,8 +352,8 @@ def test_recognised_activation_is_stored_by_name(function, name):
 
 @pytest.mark.parametrize("function", [rpy_act.tanh, rpy_act.relu, rpy_act.sigmoid, np.tanh])
 def test_callable_activation_matches_reservoirpy(function):
-    W, Win = _weights(N, 1, 0.1, seed=13)
-    X = _signal(STEPS, 1, seed=8)
+    W, Win = _weights_without_bias(N, 1, 0.1, seed=13)
+    X = signal(STEPS, 1, seed=8)
     theirs = rpy_nodes.Reservoir(W=W, Win=Win, lr=0.5, activation=function).run(X)
     ours = dr.Reservoir(W=W, Win=Win, lr=0.5, activation=function,
                         dtype=torch.float64).run(X)
@@ -417,7 +399,7 @@ def test_input_scaling_sequence_means_what_reservoirpy_means():
 
 def test_input_scaling_sequence_saves_and_loads(tmp_path):
     model = dr.Reservoir(20, input_scaling=np.array([0.5, 2.0]), seed=6) >> dr.Ridge(ridge=1e-6)
-    X = _signal(200, 2, seed=9)
+    X = signal(200, 2, seed=9)
     model.fit(X[:-1], X[1:, :1])
     _round_trip(model, X, tmp_path)
 

@@ -8,6 +8,7 @@ module                    what it holds
 ``callbacks``             :class:`Callback`, progress, early stopping, ablations
 ``checkpoint``            :class:`Checkpoint`: atomic writes, bit-identical resume
 ``closed_form``           streaming sufficient statistics and the solve
+``online``                online learners stepping inside the executor
 ``samples``               training samples and samplers (a DataLoader is accepted)
 ``options``               the keywords of each path and their validation
 ``history``               ``model.history_`` as an ``xarray.Dataset``
@@ -28,6 +29,7 @@ from deepreservoir.training.checkpoint import Checkpoint
 from deepreservoir.training.closed_form import fit_closed_form
 from deepreservoir.training.evaluation import evaluate, predict
 from deepreservoir.training.fitting import fit_model, has_gradient_nodes, training_path
+from deepreservoir.training.online import fit_online
 from deepreservoir.training.options import LOSSES, OPTIMIZERS, SCHEDULES, GradientConfig
 from deepreservoir.training.samples import LoaderSampler, Samples, ShuffledSampler
 from deepreservoir.training.trainer import Trainer
@@ -52,6 +54,7 @@ __all__ = [
     "evaluate",
     "fit_closed_form",
     "fit_model",
+    "fit_online",
     "has_gradient_nodes",
     "predict",
     "training_path",

@@ -6,9 +6,12 @@ The path is read from the model's declared node kinds, never from the keywords:
   and no trainable parameter;
 * ``"gradient"``: trainable parameters (:class:`~deepreservoir.kinds.GradientTrained`)
   and no closed-form node;
-* ``"mixed"``: both. It trains in three phases: the closed-form nodes are solved
-  on the features of the untrained model (a fresh adapter is a no-op, so these
-  are the scaffold's features); the parameters are trained by gradient descent
+* ``"online"``: online learners (:class:`~deepreservoir.kinds.Online`), which
+  learn step by step while the model runs (:mod:`deepreservoir.training.online`);
+* ``"mixed"``: closed-form and gradient-trained nodes. It trains in three
+  phases: the closed-form nodes are solved on the features of the untrained
+  model (a fresh adapter is a no-op, so these are the scaffold's features); the
+  parameters are trained by gradient descent
   *through* them, their weights fixed; the closed-form nodes are solved again on
   the trained features. The closed-form node must then be the model's single
   output and the loss ``"mse"``.
@@ -33,6 +36,7 @@ from deepreservoir.training.callbacks import (
 from deepreservoir.training.checkpoint import Checkpoint
 from deepreservoir.training.closed_form import closed_form_nodes, fit_closed_form
 from deepreservoir.training.history import closed_form_history, gradient_history
+from deepreservoir.training.online import fit_online, online_nodes
 from deepreservoir.training.options import (
     GradientConfig,
     check_common,
@@ -67,7 +71,16 @@ def training_path(model) -> tuple[str, str]:
     """The path ``fit`` takes, and the nodes that decide it (for messages)."""
     closed = closed_form_nodes(model)
     gradient = [name for name, node in model.nodes.items() if _trains_by_gradient(node)]
-    describe = ", ".join(f"{type(model.nodes[n]).__name__} '{n}'" for n in closed + gradient)
+    online = online_nodes(model)
+    describe = ", ".join(f"{type(model.nodes[n]).__name__} '{n}'"
+                         for n in closed + gradient + online)
+    if online:
+        if closed or gradient:
+            raise GraphError(
+                f"A model with online learners {online} trains them while it runs; it cannot "
+                f"also hold closed-form or gradient-trained nodes ({closed + gradient}). Fit "
+                f"those in a model of their own first.")
+        return "online", describe
     if closed and gradient:
         return "mixed", describe
     if closed:
@@ -141,6 +154,13 @@ def fit_model(model, X: Any, Y: Any = None, **options: Any):
     """
     path, deciders = training_path(model)
     options = check_keywords(path, options, deciders)
+    if path == "online":
+        check_common(options)
+        summary = fit_online(model, X, Y, warmup=int(options["warmup"]),
+                             reset=bool(options["reset"]), verbose=options["verbose"])
+        model.history_ = closed_form_history(summary, {**options, "chunk_size": None},
+                                             path="online")
+        return model
     if path == "closed_form":
         check_common(options)
         if not isinstance(options["reset"], bool):

@@ -13,7 +13,7 @@ __all__ = ["closed_form_history", "gradient_history"]
 def _closed_form_variables(summary: dict[str, dict]) -> dict[str, Any]:
     names = list(summary)
     samples = np.array([summary[n]["samples"] for n in names], dtype=np.int64)
-    mse = np.array([np.nan if summary[n]["train_mse"] is None else summary[n]["train_mse"]
+    mse = np.array([np.nan if summary[n].get("train_mse") is None else summary[n]["train_mse"]
                     for n in names], dtype=float)
     return {
         "samples": (("node",), samples, {"long_name": "rows each closed-form node was fitted on"}),
@@ -23,21 +23,22 @@ def _closed_form_variables(summary: dict[str, dict]) -> dict[str, Any]:
     }
 
 
-def closed_form_history(summary: dict[str, dict], options: dict[str, Any]):
-    """The record of a closed-form fit: rows and training MSE per fitted node.
+def closed_form_history(summary: dict[str, dict], options: dict[str, Any],
+                        path: str = "closed_form"):
+    """The record of a closed-form (or online) fit: rows and training MSE per fitted node.
 
     Returns
     -------
     xarray.Dataset
-        Dimension ``node``; variables ``samples`` and ``train_mse``; attributes
-        ``path="closed_form"`` and the options (JSON).
+        Dimension ``node``; variables ``samples`` and ``train_mse`` (NaN where a
+        node cannot tell); attributes ``path`` and the options (JSON).
     """
     import xarray as xr
 
-    config = {k: options[k] for k in ("warmup", "reset", "chunk_size", "seed")}
+    config = {k: options.get(k) for k in ("warmup", "reset", "chunk_size", "seed")}
     return xr.Dataset(_closed_form_variables(summary),
                       coords={"node": np.array(list(summary), dtype=str)},
-                      attrs={"path": "closed_form", "config": json.dumps(config)})
+                      attrs={"path": path, "config": json.dumps(config)})
 
 
 def gradient_history(rows: list[dict[str, float]], gates: list[dict[str, float]], model,

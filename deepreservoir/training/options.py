@@ -17,7 +17,8 @@ import numpy as np
 
 from deepreservoir.errors import ParameterError, format_value
 
-__all__ = ["CLOSED_FORM_DEFAULTS", "GRADIENT_DEFAULTS", "LOSSES", "OPTIMIZERS", "SCHEDULES",
+__all__ = ["CLOSED_FORM_DEFAULTS", "GRADIENT_DEFAULTS", "LOSSES", "ONLINE_DEFAULTS",
+           "OPTIMIZERS", "SCHEDULES",
            "GradientConfig", "check_keywords", "derive_seed"]
 
 LOSSES = ("mse", "cross_entropy", "bce")
@@ -29,6 +30,8 @@ RESAMPLING = (None, "static", "epoch", "batch")
 CLOSED_FORM_DEFAULTS: dict[str, Any] = {
     "warmup": 0, "reset": True, "chunk_size": None, "verbose": 0, "seed": 0,
 }
+#: Keywords of the online path and their defaults.
+ONLINE_DEFAULTS: dict[str, Any] = {"warmup": 0, "reset": True, "verbose": 0, "seed": 0}
 #: Keywords of the gradient (and mixed) path and their defaults.
 GRADIENT_DEFAULTS: dict[str, Any] = {
     "epochs": 20, "batch_size": 128, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
@@ -41,6 +44,7 @@ _PATHS = {
     "closed_form": ("closed form (sufficient statistics, then a solve)", CLOSED_FORM_DEFAULTS),
     "gradient": ("gradient training", GRADIENT_DEFAULTS),
     "mixed": ("mixed training (closed form, then gradients through it)", GRADIENT_DEFAULTS),
+    "online": ("online learning (step by step while the model runs)", ONLINE_DEFAULTS),
 }
 
 
@@ -58,7 +62,7 @@ def check_keywords(path: str, options: dict[str, Any], nodes: str) -> dict[str, 
     description, defaults = _PATHS[path]
     unknown = [key for key in options if key not in defaults]
     if unknown:
-        other = "gradient" if path == "closed_form" else "closed_form"
+        other = "closed_form" if path == "gradient" else "gradient"
         elsewhere = [key for key in unknown if key in _PATHS[other][1]]
         hint = (f" ({', '.join(repr(k) for k in elsewhere)} only applies to "
                 f"{_PATHS[other][0]})" if elsewhere else "")
@@ -93,13 +97,13 @@ def is_real(value: Any) -> bool:
 
 
 def check_common(options: dict[str, Any]) -> None:
-    """Validate the keywords every path shares."""
+    """Validate the keywords every path shares (and ``chunk_size`` where the path has it)."""
     _check("verbose", options["verbose"], options["verbose"] in (0, 1, 2), "one of 0, 1, 2")
     _check("warmup", options["warmup"], is_int(options["warmup"]) and options["warmup"] >= 0,
            "an int >= 0")
     _check("seed", options["seed"], is_int(options["seed"]) and 0 <= options["seed"] < 2**63,
            "a non-negative int below 2**63")
-    chunk = options["chunk_size"]
+    chunk = options.get("chunk_size")
     _check("chunk_size", chunk, chunk is None or (is_int(chunk) and chunk >= 1),
            "an int >= 1 or None")
 
