@@ -35,6 +35,16 @@ from deepreservoir.seeding import SeedKey
 __all__ = ["Edge", "Graph", "Link"]
 
 
+def __getattr__(name: str):
+    # ``from deepreservoir.graph import Model`` kept working after Model moved to
+    # deepreservoir.model; the class is looked up, not imported (layer map).
+    if name == "Model":
+        from deepreservoir.composition import model_class
+
+        return model_class()
+    raise AttributeError(f"module 'deepreservoir.graph' has no attribute {name!r}")
+
+
 @dataclass(frozen=True)
 class Link:
     """A connection between two node objects, with a delay in steps."""

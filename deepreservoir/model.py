@@ -318,6 +318,9 @@ class Model(Graph):
           :func:`deepreservoir.training.fit_model`).
         * **mixed** (both): closed-form nodes are solved, the parameters trained
           through them, and the closed-form nodes solved again.
+        * **online** (:class:`~deepreservoir.kinds.Online` learners): they learn
+          step by step while the model runs. Options: ``warmup``, ``reset``,
+          ``verbose``, ``seed``.
 
         A keyword that does not apply to the model's path is refused with a
         message naming the path.

@@ -189,10 +189,9 @@ class Node(torch.nn.Module):
     def forward(self, x: Any) -> Any:
         """Apply the node alone to data from a zero state (torch-style call, ``node(x)``).
 
-        ``x`` may be ``(B, T, F)``, ``(T, F)``, a ragged list, or one step ``(F,)``
-        / ``(B, F)`` given as ``(F,)`` only; numpy in gives numpy out, torch in
-        gives torch out (differentiable). No state is kept: use :meth:`step` for
-        reservoirpy's stateful ``node(x)``.
+        ``x`` may be ``(B, T, F)``, ``(T, F)``, a ragged list, or one step ``(F,)``;
+        numpy in gives numpy out, torch in gives torch out (differentiable). No
+        state is kept: :meth:`step` is reservoirpy's stateful ``node(x)``.
         """
         return self._as_model().forward(x)
 
