@@ -292,25 +292,30 @@ class AdaptedMultiheadAttention(nn.MultiheadAttention):
 
     @property
     def in_proj_weight(self) -> Tensor | None:
+        """The merged query, key and value weights stacked (3·E, E), or None."""
         if not self._qkv_same_embed_dim:
             return None
         return torch.cat([self._proj(n) for n in ("q_proj", "k_proj", "v_proj")])
 
     @property
     def in_proj_bias(self) -> Tensor | None:
+        """The query, key and value biases stacked (3·E,), or None."""
         biases = [self._modules[n].bias_ for n in ("q_proj", "k_proj", "v_proj")]
         return None if biases[0] is None else torch.cat(biases)
 
     @property
     def q_proj_weight(self) -> Tensor | None:
+        """The merged query weight (E, E_q) when the sizes differ, else None."""
         return None if self._qkv_same_embed_dim else self._proj("q_proj")
 
     @property
     def k_proj_weight(self) -> Tensor | None:
+        """The merged key weight (E, kdim) when the sizes differ, else None."""
         return None if self._qkv_same_embed_dim else self._proj("k_proj")
 
     @property
     def v_proj_weight(self) -> Tensor | None:
+        """The merged value weight (E, vdim) when the sizes differ, else None."""
         return None if self._qkv_same_embed_dim else self._proj("v_proj")
 
     def to_dense(self) -> nn.MultiheadAttention:

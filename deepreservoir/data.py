@@ -66,14 +66,17 @@ class SequenceBatch:
 
     @property
     def batch_size(self) -> int:
+        """B, the number of series."""
         return int(self.values.shape[0])
 
     @property
     def steps(self) -> int:
+        """T, the padded length."""
         return int(self.values.shape[1])
 
     @property
     def features(self) -> int:
+        """F, the number of features."""
         return int(self.values.shape[2])
 
     def valid_mask(self) -> Tensor:

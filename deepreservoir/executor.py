@@ -385,7 +385,6 @@ def _execute_sequence(graph, plan, external, lengths, state, forced, collect, on
     collected: dict[str, Tensor] = {}
     new_nodes = dict(state.nodes)
     new_edges = dict(state.edges)
-    steps = next(iter(external.values())).shape[1] if external else None
     for name in plan.order:
         if only is not None and name not in only:
             continue
@@ -398,14 +397,12 @@ def _execute_sequence(graph, plan, external, lengths, state, forced, collect, on
                                          dim=1)[:, :source_values.shape[1]]
                 new_edges[key] = _push(state.edges[key], source_values, lengths)
         x = _gather(plan, name, external, outputs, shifted)
-        if steps is None:
-            steps = x.shape[1]
         if name in collect:
             collected[name] = x
         if name in forced:
             outputs[name] = forced[name]
             continue
-        y, node_state = graph.nodes[name].forward_sequence(x, state.nodes[name], lengths)
+        y, node_state = plan.nodes[name].forward_sequence(x, state.nodes[name], lengths)
         outputs[name] = y
         new_nodes[name] = node_state
     return outputs, RunState(state.batch, new_nodes, new_edges), collected

@@ -190,7 +190,7 @@ class Model(Graph):
 
     def _wanted_nodes(self, nodes: Any) -> list[str]:
         if nodes is None:
-            return list(plan_of(self).order if self.is_acyclic() else self.execution_order())
+            return list(plan_of(self).order)
         names = [nodes] if isinstance(nodes, str) else nodes
         try:
             names = list(names)
@@ -239,8 +239,7 @@ class Model(Graph):
         else:  # a closed loop: the series the kept state holds, one by default
             batch = state.batch if state is not None else 1
             single = batch == 1
-        if state is None or state.batch != batch:
-            state = fresh_state(self, batch)
+        state = kept_state(self, batch, False)
         node_states, buffers = dict(state.nodes), dict(state.edges)
         with torch.no_grad():
             outputs = step_once(self, plan, external, node_states, buffers)
@@ -269,39 +268,32 @@ class Model(Graph):
         a dict by node name.
         """
         if isinstance(x, Tensor) and x.ndim in (2, 3) and x.is_floating_point():
-            values = x if x.ndim == 3 else x.unsqueeze(0)
-            dtype, device = model_dtype_device(self)
-            external = {name: values for name in plan_of(self).inputs}
-            if not all(node.built for node in self.nodes.values()):
-                build_graph(self, {n: int(values.shape[-1]) for n in external}, {})
-            require_fitted(self)
-            outputs, _, _ = execute(self, external, None, fresh_state(self, values.shape[0]))
-            names = plan_of(self).outputs
-            result = {n: outputs[n] if x.ndim == 3 else outputs[n][0] for n in names}
-            return result[names[0]] if len(names) == 1 else result
-        if getattr(x, "ndim", None) == 1:
-            dtype, device = model_dtype_device(self)
-            values, _, backend = as_step(x, dtype=dtype, device=device)
-            sequence = values.unsqueeze(1)
-            outputs = self._from_zero(sequence, None)
-            return self._give_back({n: v[:, 0] for n, v in outputs.items()}, True, backend)
-        dtype, device = model_dtype_device(self)
+            outputs = self._from_zero(x if x.ndim == 3 else x.unsqueeze(0), None)
+            result = {n: v if x.ndim == 3 else v[0] for n, v in outputs.items()}
+            return next(iter(result.values())) if len(result) == 1 else result
         if isinstance(x, Mapping):
             raise DataError("forward() takes one array for every input; use run() with a dict.")
-        reference = as_batch(x, dtype=dtype, device=device)
-        outputs = self._from_zero(reference.values, reference.lengths)
+        dtype, device = model_dtype_device(self)
+        with torch.no_grad():
+            if getattr(x, "ndim", None) == 1:
+                values, _, backend = as_step(x, dtype=dtype, device=device)
+                outputs = self._from_zero(values.unsqueeze(1), None)
+                return self._give_back({n: v[:, 0] for n, v in outputs.items()}, True, backend)
+            reference = as_batch(x, dtype=dtype, device=device)
+            outputs = self._from_zero(reference.values, reference.lengths)
         return restore_outputs(self, reference, outputs)
 
     def _from_zero(self, values: Tensor, lengths: Tensor | None) -> dict[str, Tensor]:
-        external = {name: values for name in plan_of(self).inputs}
+        """The outputs of ``values`` (B, T, F) from zero states (differentiable)."""
+        inputs = plan_of(self).inputs
         if not all(node.built for node in self.nodes.values()):
-            build_graph(self, {n: int(values.shape[-1]) for n in external}, {})
-            dtype, device = model_dtype_device(self)
-            external = {n: v.to(dtype=dtype, device=device) for n, v in external.items()}
+            build_graph(self, {n: int(values.shape[-1]) for n in inputs}, {})
         require_fitted(self)
-        with torch.no_grad():
-            outputs, _, _ = execute(self, external, lengths, fresh_state(self, values.shape[0]))
-        return outputs
+        dtype, device = model_dtype_device(self)
+        values = values.to(dtype=dtype, device=device)  # a no-op when they already match
+        outputs, _, _ = execute(self, {n: values for n in inputs}, lengths,
+                                fresh_state(self, values.shape[0]))
+        return {n: outputs[n] for n in plan_of(self).outputs}
 
     # -------------------------------------------------------------- training
     def fit(self, X: Any, Y: Any = None, **options: Any) -> Model:

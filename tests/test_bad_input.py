@@ -197,3 +197,76 @@ def test_duplicate_names():
 def test_family_object_parameters():
     with pytest.raises(ParameterError, match=r"'scale' parameter of the cauchy family must be"):
         dr.families.Cauchy(scale=-1.0)
+
+
+# ------------------------------------------------- the new entry points
+def _gradient_model():
+    return dr.Input() >> dr.Scaffold(8, r=2, seed=1) >> dr.LoRAReadout(2, r=1, seed=0)
+
+
+@pytest.mark.parametrize(("item", "match"), [
+    (3, r"sampler batch must be a pair \(x, y\). Got int"),
+    ((np.zeros((2, 3, 4, 5), dtype=np.float32), np.zeros(2)),
+     r"sampler batch's x must be \(b, F\) or \(b, T, F\). Got shape \(2, 3, 4, 5\)"),
+    ((np.zeros((4, 3), dtype=np.int64), np.zeros(4)),
+     r"sampler batch's x must be floating point. Got torch.int64"),
+    ((np.full((4, 3), np.nan, dtype=np.float32), np.zeros(4)),
+     r"'x' argument must be finite. Got 12 NaN"),
+    ((np.zeros((4, 3), dtype=np.float32), np.zeros(5)),
+     r"targets 'y' .* one entry per input series \(4\)"),
+])
+def test_sampler_batches_are_checked(item, match):
+    with pytest.raises(DataError, match=match):
+        _gradient_model().fit(None, sampler=[item], epochs=1, loss="cross_entropy", verbose=0)
+
+
+def test_fit_without_data_or_sampler():
+    with pytest.raises(DataError, match="X is None and no sampler was given"):
+        _gradient_model().fit(None, np.zeros(4), verbose=0)
+
+
+def test_per_sequence_targets_of_the_wrong_length(series):
+    batch = np.stack([series, series, series])
+    with pytest.raises(DataError, match=r"one entry per input series \(3\).*Got shape \(2,\)"):
+        (dr.Reservoir(10, seed=0) >> dr.LoRAReadout(2, r=1)).fit(
+            batch, np.array([0, 1]), loss="cross_entropy", verbose=0)
+
+
+def test_negative_and_fractional_labels(series):
+    batch = np.stack([series, series])
+    model = dr.Reservoir(10, seed=0) >> dr.LoRAReadout(2, r=1)
+    with pytest.raises(DataError, match=r"Class labels in 'y' must be >= 0. Got -1 at "
+                                        r"index \(1,\)"):
+        model.fit(batch, np.array([0, -1]), loss="cross_entropy", verbose=0)
+    with pytest.raises(DataError, match="must be integer class labels. Got non-integer values"):
+        model.fit(batch, np.array([0.5, 1.0]), loss="cross_entropy", verbose=0)
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: dr.training.EarlyStopping(patience=0), r"'patience' parameter of EarlyStopping"
+                                                    r" must be an int >= 1. Got 0"),
+    (lambda: dr.training.EarlyStopping(mode="up"), r"'mode' parameter of EarlyStopping.*"
+                                                   r"Got 'up'"),
+    (lambda: dr.training.EarlyStopping(min_delta=-1.0), r"'min_delta'.*Got -1.0"),
+    (lambda: dr.training.ScaffoldResampling("sometimes"), r"'mode' parameter of "
+                                                          r"ScaffoldResampling.*Got 'sometimes'"),
+])
+def test_callback_parameters_are_checked(make, match):
+    with pytest.raises(ParameterError, match=match):
+        make()
+
+
+def test_early_stopping_on_a_metric_the_logs_lack():
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    with pytest.raises(ParameterError, match=r"'monitor' parameter of EarlyStopping names "
+                                             r"'val_loss', which the epoch logs do not have"):
+        _gradient_model().fit(x, np.zeros(16, dtype=int), loss="cross_entropy", epochs=2,
+                              verbose=0, callbacks=[dr.training.EarlyStopping()])
+
+
+def test_callbacks_must_be_callbacks():
+    x = np.zeros((8, 3), dtype=np.float32)
+    with pytest.raises(ParameterError, match=r"'callbacks' parameter of fit must hold Callback "
+                                             r"objects or functions.*Got 3"):
+        _gradient_model().fit(x, np.zeros(8, dtype=int), loss="cross_entropy", verbose=0,
+                              callbacks=[3])

@@ -31,7 +31,7 @@ from deepreservoir.executor import (
 from deepreservoir.kinds import ClosedForm, SufficientStatistics
 from deepreservoir.threads import thread_scope
 
-__all__ = ["closed_form_nodes", "fit_closed_form"]
+__all__ = ["closed_form_nodes", "fit_closed_form", "targets_by_node"]
 
 
 def closed_form_nodes(model) -> list[str]:
@@ -39,8 +39,9 @@ def closed_form_nodes(model) -> list[str]:
     return [name for name, node in model.nodes.items() if isinstance(node, ClosedForm)]
 
 
-def _targets_by_node(model, Y: Any, trained: list[str], reference, dtype,
-                     device) -> dict[str, Targets]:
+def targets_by_node(model, Y: Any, trained: list[str], reference, dtype,
+                    device) -> dict[str, Targets]:
+    """The targets of each trained node: ``Y`` itself for one node, else a dict by name."""
     if Y is None:
         raise NotFittedError(
             f"fit() needs targets Y for the nodes it trains: {', '.join(trained)}.")
@@ -96,7 +97,7 @@ def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = Tru
     trained = closed_form_nodes(model)
     dtype, device = model_dtype_device(model)
     _, reference = input_batches(model, X, dtype, device)
-    targets = _targets_by_node(model, Y, trained, reference, dtype, device)
+    targets = targets_by_node(model, Y, trained, reference, dtype, device)
     for name, target in targets.items():
         _check_targets(model, name, target, warmup, reference)
     batches, reference = prepare(model, X, {n: t.features for n, t in targets.items()})

@@ -12,13 +12,11 @@ state (:meth:`~deepreservoir.kinds.Online.commit`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from deepreservoir.data import as_targets
-from deepreservoir.errors import DataError, NotFittedError
+from deepreservoir.errors import DataError
 from deepreservoir.executor import (
     input_batches,
     kept_state,
@@ -30,6 +28,7 @@ from deepreservoir.executor import (
 )
 from deepreservoir.kinds import Online
 from deepreservoir.threads import thread_scope
+from deepreservoir.training.closed_form import targets_by_node
 
 __all__ = ["fit_online", "online_nodes"]
 
@@ -63,16 +62,7 @@ def fit_online(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = True,
     learners_names = online_nodes(model)
     dtype, device = model_dtype_device(model)
     _, reference = input_batches(model, X, dtype, device)
-    if Y is None:
-        raise NotFittedError(
-            f"fit() needs targets Y for the online nodes: {', '.join(learners_names)}.")
-    items = (dict(Y) if isinstance(Y, Mapping) else
-             {learners_names[0]: Y} if len(learners_names) == 1 else None)
-    if items is None or set(items) != set(learners_names):
-        raise DataError(f"The 'Y' argument must give targets for the online nodes "
-                        f"{learners_names}: one array, or a dict by name.")
-    targets = {name: as_targets(value, reference, name=f"Y[{name!r}]", dtype=dtype,
-                                device=device) for name, value in items.items()}
+    targets = targets_by_node(model, Y, learners_names, reference, dtype, device)
     for name, target in targets.items():
         if not target.per_step:
             raise DataError(f"Online node '{name}' learns step by step: give per-step targets.")

@@ -105,7 +105,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config.schedule, self.config.lr, self.step,
                                         self.total_steps)
-        out = self._forward(batch.x)
+        out = self.model(batch.x)
         prediction, target = batch.select(out, self.config.warmup)
         value = self.loss_fn(prediction, target)
         if not bool(torch.isfinite(value.detach())):
@@ -116,14 +116,6 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         self.optimizer.step()
         return value.detach()
-
-    def _forward(self, x: Tensor) -> Tensor:
-        out = self.model(x)
-        if isinstance(out, dict):
-            raise GraphError(
-                f"Gradient training needs a model with one output node. This one has "
-                f"{sorted(out)}.")
-        return out
 
     def _diverged(self, value: float) -> None:
         from deepreservoir.training.checkpoint import Checkpoint
@@ -168,7 +160,7 @@ class Trainer:
         with torch.no_grad():
             for start in range(0, len(data), _EVAL_BATCH):
                 part = data.subset(torch.arange(start, min(start + _EVAL_BATCH, len(data))))
-                out, tgt = part.select(self._forward(part.x), 0)
+                out, tgt = part.select(self.model(part.x), 0)
                 outputs.append(out)
                 targets.append(tgt)
         self.model.train(was_training)
