@@ -10,7 +10,9 @@ kind                      contract                                        exampl
 ========================  ==============================================  ==========================
 :class:`Stateful`         ``initial_state(B)``, ``forward_step(x, s)``    Reservoir
 :class:`ClosedForm`       ``statistics(x, y)``, ``combine``, ``solve``     Ridge
-:class:`Online`           ``learning_step(x, y, learner_state)``          (online readouts)
+:class:`Online`           ``learning_step(x, y, learner_state)``          RLS, LMS
+:class:`Unsupervised`     ``adapt(x, lengths, warmup)``: learns without   IPReservoir
+                          targets, before anything downstream is fitted
 :class:`GradientTrained`  trainable ``parameters()`` after build          Dense, BetaGate, Scaffold
 :class:`Gated`            ``gate()``: a trained scalar β                  BetaGate, Scaffold
 :class:`FrozenWeights`    ``frozen_tensors()`` regenerated from the seed  Reservoir, Scaffold
@@ -44,6 +46,7 @@ __all__ = [
     "Stateful",
     "SufficientStatistics",
     "TensorFree",
+    "Unsupervised",
     "WeightedLayer",
 ]
 
@@ -135,9 +138,12 @@ class ClosedForm(ABC):
 class Online(ABC):
     """A node that learns step by step while the model runs.
 
-    ``learning_step(x, y_target, learner_state)`` returns the prediction made
-    *before* the update and the learner state after it; ``y_target`` of ``None``
-    predicts without learning.
+    ``learning_step(x, y_target, learner_state)`` returns the output the rest of
+    the model sees at this step and the learner state after the update; each node
+    documents which output that is (RLS and LMS give, as reservoirpy does, the
+    prediction of the updated weights). ``y_target`` of ``None`` predicts
+    without learning. The leading axis of a learner state is the learner: B
+    series, B independent learners.
     """
 
     @abstractmethod
@@ -147,11 +153,31 @@ class Online(ABC):
     @abstractmethod
     def learning_step(self, x: Tensor, y_target: Tensor | None,
                       learner_state: Any) -> tuple[Tensor, Any]:
-        """Predict for ``x`` (B, F), then learn from ``y_target`` (B, O)."""
+        """Learn from ``x`` (B, F) and ``y_target`` (B, O); return ``(output (B, O), state)``."""
 
     @abstractmethod
     def commit(self, learner_state: Any) -> None:
         """Keep a learner state as the node's fitted weights."""
+
+
+class Unsupervised(ABC):
+    """A node that adapts to its inputs without targets (e.g. intrinsic plasticity).
+
+    ``Model.fit`` calls :meth:`adapt` on such nodes first, in dataflow order, with
+    what each receives from the (already adapted) nodes upstream; closed-form or
+    online nodes downstream are then fitted on the adapted features.
+    """
+
+    @abstractmethod
+    def adapt(self, x: Tensor, lengths: Tensor | None, warmup: int) -> None:
+        """Adapt to input sequences ``x`` (B, T, F), ``lengths`` (B,) for ragged batches.
+
+        The first ``warmup`` steps of each series are not learned from.
+        """
+
+    @abstractmethod
+    def is_adapted(self) -> bool:
+        """Whether :meth:`adapt` has run (or adapted tensors were loaded)."""
 
 
 class GradientTrained:
