@@ -23,12 +23,15 @@ from deepreservoir.errors import (
     ParameterError,
     TrainingError,
 )
+from deepreservoir.esn import ESN
 from deepreservoir.footprint import footprint, paper_param_count
 from deepreservoir.io import load, save
 from deepreservoir.lora import RankCappedWarning
 from deepreservoir.model import Model
 from deepreservoir.nodes import (
+    LMS,
     PRESETS,
+    RLS,
     Activation,
     BetaGate,
     Dense,
@@ -36,6 +39,7 @@ from deepreservoir.nodes import (
     Input,
     LoRAReadout,
     Node,
+    Output,
     ReLU,
     Reservoir,
     Ridge,
@@ -50,7 +54,10 @@ _LAZY_SUBMODULES = ("analysis", "datasets", "families", "functional", "io", "kin
                     "seeding", "spectral", "threads", "training")
 
 __all__ = [
+    "ESN",
+    "LMS",
     "PRESETS",
+    "RLS",
     "Activation",
     "ArtifactError",
     "BetaGate",
@@ -64,6 +71,7 @@ __all__ = [
     "Model",
     "Node",
     "NotFittedError",
+    "Output",
     "ParameterError",
     "RankCappedWarning",
     "ReLU",

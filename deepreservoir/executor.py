@@ -413,7 +413,9 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
               forced: Mapping[str, Tensor] | None = None, keep: Tensor | None = None,
               collect: Mapping[str, list] | None = None, only: set[str] | None = None,
               learning: Mapping[str, Tensor | None] | None = None,
-              learners: dict[str, Any] | None = None) -> dict[str, Tensor]:
+              learners: dict[str, Any] | None = None,
+              teacher: Mapping[str, Tensor] | None = None,
+              predictions: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
     """Advance every node by one step, updating ``node_states`` and ``buffers`` in the dicts.
 
     ``external`` and ``forced`` hold (B, F) values for this step; ``keep`` (B,) marks
@@ -421,7 +423,9 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
     online learners (:class:`~deepreservoir.kinds.Online`): they predict and then
     learn from their target of this step (``None``: predict only), updating
     ``learners`` (their learner states) in place; their prediction is what
-    downstream and fed-back edges receive.
+    downstream and fed-back edges receive, unless ``teacher`` gives a value for
+    them (teacher forcing: the target goes on instead). ``predictions``, when
+    given, receives each learner's own prediction.
     """
     delayed = {key: buffer[:, 0] for key, buffer in buffers.items()} if buffers else buffers
     outputs: dict[str, Tensor] = {}
@@ -437,6 +441,10 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
         if learning is not None and name in learning:
             outputs[name], learners[name] = plan.nodes[name].learning_step(
                 x, learning[name], learners[name])
+            if predictions is not None:
+                predictions[name] = outputs[name]
+            if teacher is not None and name in teacher:
+                outputs[name] = teacher[name]
             continue
         previous = node_states[name]
         y, new_state = plan.nodes[name].forward_step(x, previous)

@@ -70,15 +70,43 @@ class Edge:
     order: int
 
 
+def _checked_delay(delay: int) -> int:
+    if delay < 0:
+        raise GraphError(f"A delay must be an int >= 0. Got {delay}.")
+    return delay
+
+
 class _DelayedOutputs:
     """The left side of ``a >> k >> b``: a graph whose outputs wait k steps."""
 
     def __init__(self, graph: Graph, delay: int) -> None:
         self.graph = graph
-        self.delay = delay
+        self.delay = _checked_delay(delay)
 
     def __rshift__(self, other: Any) -> Graph:
+        if isinstance(other, _DelayedInputs):
+            raise GraphError(
+                f"'a >> {self.delay} >> ({other.delay} >> b)' gives two delays for one "
+                f"connection; write one.")
         return type(self.graph).connect(self.graph, other, delay=self.delay)
+
+
+class _DelayedInputs:
+    """``k >> b`` (reservoirpy's form): a graph whose inputs will receive data k steps late.
+
+    ``a >> (k >> b)`` connects ``a`` to ``b`` with delay k, and ``(k >> b) >> c``
+    stays delayed on ``b``'s side until a left operand arrives.
+    """
+
+    def __init__(self, graph: Graph, delay: int) -> None:
+        self.graph = graph
+        self.delay = _checked_delay(delay)
+
+    def __rrshift__(self, other: Any) -> Graph:
+        return type(self.graph).connect(other, self.graph, delay=self.delay)
+
+    def __rshift__(self, other: Any) -> _DelayedInputs:
+        return _DelayedInputs(type(self.graph).connect(self.graph, other), self.delay)
 
 
 def _assign_names(nodes: list[Node]) -> list[str]:
@@ -207,6 +235,10 @@ class Graph(torch.nn.Module):
         """``left >> right``: every output of left feeds every input of right."""
         if isinstance(right, int) and not isinstance(right, bool):
             return cls._combined(cls._parts(left, "left")) >> right
+        if isinstance(left, int) and not isinstance(left, bool):
+            return _DelayedInputs(cls._combined(cls._parts(right, "right")), left)
+        if isinstance(right, _DelayedInputs):
+            return cls.connect(left, right.graph, delay + right.delay)
         sources = cls._parts(left, "left")
         targets = cls._parts(right, "right")
         cls._combined([*sources, *targets])  # name clashes are reported before loops
@@ -415,8 +447,6 @@ class Graph(torch.nn.Module):
     # -------------------------------------------------------------- operators
     def __rshift__(self, other: Any):
         if isinstance(other, int) and not isinstance(other, bool):
-            if other < 0:
-                raise GraphError(f"A delay must be an int >= 0. Got {other}.")
             return _DelayedOutputs(self, other)
         return type(self).connect(self, other)
 

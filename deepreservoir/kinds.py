@@ -159,6 +159,10 @@ class Online(ABC):
     def commit(self, learner_state: Any) -> None:
         """Keep a learner state as the node's fitted weights."""
 
+    @abstractmethod
+    def restart_learning(self) -> None:
+        """Return to the initial weights (``fit`` restarts; ``partial_fit`` continues)."""
+
 
 class Unsupervised(ABC):
     """A node that adapts to its inputs without targets (e.g. intrinsic plasticity).

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from deepreservoir.composition import register_model_class
 from deepreservoir.data import as_batch, as_step
-from deepreservoir.errors import DataError, ParameterError
+from deepreservoir.errors import DataError, GraphError, ParameterError
 from deepreservoir.executor import (
     RunState,
     build_graph,
@@ -35,6 +35,7 @@ from deepreservoir.executor import (
     step_inputs,
     step_once,
 )
+from deepreservoir.generation import free_run, generate
 from deepreservoir.graph import Graph
 from deepreservoir.kinds import ClosedForm, Scaffolded
 from deepreservoir.lora import LowRankAdapter
@@ -73,9 +74,24 @@ class Model(Graph):
         self.history_ = None
 
     # ----------------------------------------------------------------- state
-    def reset(self) -> None:
-        """Forget the states and delay buffers kept between calls."""
+    def reset(self) -> dict[str, np.ndarray]:
+        """Forget the states and delay buffers kept between calls.
+
+        Returns
+        -------
+        dict
+            The previous state of every stateful node, by name, as numpy arrays
+            ``(N,)`` for one series or ``(B, N)`` (empty when none was kept), as
+            reservoirpy's ``reset`` returns the previous states.
+        """
+        previous = {}
+        if self._state is not None:
+            for name, value in self._state.nodes.items():
+                if isinstance(value, Tensor):
+                    array = value.detach().cpu().numpy().copy()
+                    previous[name] = array[0] if self._state.batch == 1 else array
         self._state = None
+        return previous
 
     def _convert_kept_state(self, fn) -> None:
         if self._state is not None:
@@ -103,7 +119,7 @@ class Model(Graph):
         return self._step_cache
 
     # --------------------------------------------------------------- running
-    def run(self, X: Any, *, reset: bool = False):
+    def run(self, X: Any = None, *, iters: int | None = None, reset: bool = False):
         """Run the model over data and return the outputs.
 
         Parameters
@@ -111,6 +127,10 @@ class Model(Graph):
         X : ndarray, Tensor, list of arrays, or dict
             ``(T, F)``, ``(B, T, F)`` or a list of ``(T_i, F)``; a dict maps input
             node names to such data when the model has several inputs.
+        iters : int, optional
+            Instead of ``X``: free-run a closed loop (every input node fed by
+            feedback) for ``iters`` steps (:func:`deepreservoir.generation.free_run`).
+            To feed the output back as the next input, see :meth:`generate`.
         reset : bool
             Start from zero states instead of the states left by the last call.
             A batch size other than the kept state's also starts from zero.
@@ -121,6 +141,12 @@ class Model(Graph):
         model has several outputs.
         """
         _check_bool(reset, "reset", "run")
+        if X is None or iters is not None:
+            if X is not None:
+                raise DataError("run() takes data X or iters=, not both.")
+            if iters is None:
+                raise DataError("run() needs data X, or iters= to free-run a closed loop.")
+            return free_run(self, iters, reset=reset)
         batches, reference = prepare(self, X)
         require_fitted(self)
         state = kept_state(self, reference.batch_size, reset)
@@ -295,6 +321,21 @@ class Model(Graph):
                                 fresh_state(self, values.shape[0]))
         return {n: outputs[n] for n in plan_of(self).outputs}
 
+    def generate(self, n: int, *, warmup: Any = None, start: Any = None,
+                 reset: bool = False):
+        """Generate ``n`` steps, feeding each output back as the next input.
+
+        Runs ``warmup`` first (or starts from ``start`` and the kept state); see
+        :func:`deepreservoir.generation.generate`. reservoirpy users write this
+        loop by hand (``x = model(x)``); here B series generate together.
+
+        Returns
+        -------
+        ``(n, O)`` for one series, ``(B, n, O)`` for B, in the type of the data.
+        """
+        _check_bool(reset, "reset", "generate")
+        return generate(self, n, warmup=warmup, start=start, reset=reset)
+
     # -------------------------------------------------------------- training
     def fit(self, X: Any, Y: Any = None, **options: Any) -> Model:
         """Train the model on data and return it; the record goes to ``history_``.
@@ -311,8 +352,12 @@ class Model(Graph):
         * **mixed** (both): closed-form nodes are solved, the parameters trained
           through them, and the closed-form nodes solved again.
         * **online** (:class:`~deepreservoir.kinds.Online` learners): they learn
-          step by step while the model runs. Options: ``warmup``, ``reset``,
-          ``verbose``, ``seed``.
+          step by step while the model runs, each from its initial weights.
+          Options: ``warmup``, ``reset``, ``verbose``, ``seed``, ``feedback``
+          (``"target"``: teacher forcing, as reservoirpy's ``fit``; or
+          ``"prediction"``) and ``learners`` (``"per_series"``: B series are B
+          independent learners; ``"shared"``: one learner through the series in
+          turn, as reservoirpy). See :mod:`deepreservoir.training.online`.
 
         A keyword that does not apply to the model's path is refused with a
         message naming the path.
@@ -332,6 +377,35 @@ class Model(Graph):
 
         fit_model(self, X, Y, **options)
         return self
+
+    def partial_fit(self, X: Any, Y: Any, *, warmup: int = 0, reset: bool = False,
+                    feedback: str = "prediction", learners: str = "per_series"):
+        """Online learning on one more chunk of data, continuing where the learners are.
+
+        Unlike :meth:`fit`, the learners keep their weights and the model its
+        state (``reset=False``), and each learner's own prediction is fed back
+        (``feedback="prediction"``), as in reservoirpy's ``partial_fit``; this is
+        the FORCE loop when a readout feeds back into its reservoir. Needs a model
+        whose trained nodes are online learners (e.g. :class:`~deepreservoir.RLS`).
+
+        Returns
+        -------
+        The model's output(s) at every step while it learned, in the layout of ``X``.
+        """
+        from deepreservoir.training.fitting import training_path
+        from deepreservoir.training.online import partial_fit_online
+
+        _check_bool(reset, "reset", "partial_fit")
+        path, deciders = training_path(self)
+        if path != "online":
+            raise GraphError(
+                f"partial_fit() continues online learning, but this model trains by its "
+                f"{path.replace('_', ' ')} path ({deciders}); use fit().")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ParameterError(f"The 'warmup' parameter of partial_fit must be an int >= 0. "
+                                 f"Got {warmup!r}.")
+        return partial_fit_online(self, X, Y, warmup=warmup, reset=reset, feedback=feedback,
+                                  learners=learners)
 
     # ------------------------------------------------------ LottaLoRA helpers
     def save(self, path: Any, *, overwrite: bool = True) -> Any:

@@ -5,13 +5,18 @@ from deepreservoir.nodes.base import Node
 from deepreservoir.nodes.beta_gate import BetaGate
 from deepreservoir.nodes.dense import Dense
 from deepreservoir.nodes.input import Input
+from deepreservoir.nodes.lms import LMS
 from deepreservoir.nodes.lora_readout import LoRAReadout
+from deepreservoir.nodes.output import Output
 from deepreservoir.nodes.reservoir import Reservoir
 from deepreservoir.nodes.ridge import Ridge
+from deepreservoir.nodes.rls import RLS
 from deepreservoir.nodes.scaffold import PRESETS, Scaffold, scaffold_mlp
 
 __all__ = [
+    "LMS",
     "PRESETS",
+    "RLS",
     "Activation",
     "BetaGate",
     "Dense",
@@ -19,6 +24,7 @@ __all__ = [
     "Input",
     "LoRAReadout",
     "Node",
+    "Output",
     "ReLU",
     "Reservoir",
     "Ridge",

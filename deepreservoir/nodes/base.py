@@ -214,10 +214,20 @@ class Node(torch.nn.Module):
         self._as_model().fit(X, Y, **kwargs)
         return self
 
-    def reset(self) -> None:
-        """Forget the state kept between calls to :meth:`run` and :meth:`step`."""
-        if self._implicit_model is not None:
-            self._implicit_model.reset()
+    def partial_fit(self, X: Any, Y: Any, **kwargs: Any):
+        """Online learning on one more chunk, for this node alone; see
+        :meth:`deepreservoir.Model.partial_fit`. Returns the outputs while learning."""
+        return self._as_model().partial_fit(X, Y, **kwargs)
+
+    def reset(self) -> Any:
+        """Forget the state kept between calls to :meth:`run` and :meth:`step`.
+
+        Returns the previous state (numpy, ``(N,)`` or ``(B, N)``), or ``None`` when
+        the node kept none, as reservoirpy's ``reset`` does.
+        """
+        if self._implicit_model is None:
+            return None
+        return self._implicit_model.reset().get(self._implicit_model.name_of(self))
 
     #: Incremented whenever any node's tensors are converted (``.to``, ``.double()``...),
     #: so that caches of dtype and device (``Model.step``) know to look again.

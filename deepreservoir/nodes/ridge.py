@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from deepreservoir import functional as F
 from deepreservoir.constraints import AnyOf, Interval, OneOf
-from deepreservoir.errors import NotFittedError
+from deepreservoir.errors import NotFittedError, ParameterError
 from deepreservoir.kinds import ClosedForm, SufficientStatistics
+from deepreservoir.nodes._readout_arrays import agreed_output_dim, explicit_readout
+from deepreservoir.nodes._reservoir_specs import spec_to_json
 from deepreservoir.nodes.base import Node
 
 __all__ = ["Ridge"]
@@ -40,6 +42,15 @@ class Ridge(Node, ClosedForm):
         L2 penalty λ.
     fit_bias : bool
         Whether to fit an intercept.
+    output_dim : int, optional
+        Number of outputs ``O`` (reservoirpy's name); otherwise read from the targets.
+    units : int, optional
+        The same as ``output_dim`` (give one of them).
+    Wout : array (input_dim, output_dim), optional
+        Readout weights in reservoirpy's layout: the node runs with them before any
+        fit (as a given linear map); ``fit`` replaces them.
+    bias : array (output_dim,), optional
+        With ``Wout``: its intercept (zeros by default).
     name : str, optional
     input_dim : int, optional
 
@@ -57,21 +68,35 @@ class Ridge(Node, ClosedForm):
         "ridge": Interval(float, 0, None),
         "fit_bias": OneOf((True, False)),
         "units": AnyOf((None, Interval(int, 1, None))),
+        "output_dim": AnyOf((None, Interval(int, 1, None))),
     }
 
-    def __init__(self, ridge: float = 0.0, fit_bias: bool = True, *, units: int | None = None,
+    def __init__(self, ridge: float = 0.0, fit_bias: bool = True, *, output_dim: int | None = None,
+                 units: int | None = None, Wout: Any = None, bias: Any = None,
                  name: str | None = None, input_dim: int | None = None,
                  dtype: torch.dtype = torch.float32) -> None:
+        Wout, bias = explicit_readout(Wout, bias, "Ridge", input_dim)
+        if bias is not None and Wout is None:
+            raise ParameterError(
+                "The 'bias' parameter of Ridge is the intercept of an explicit Wout: give Wout "
+                "too (fit computes both).")
+        if Wout is not None:
+            input_dim = int(Wout.shape[0])
         super().__init__(input_dim=input_dim, name=name, dtype=dtype)
-        self._validate({"ridge": ridge, "fit_bias": fit_bias, "units": units})
+        self._validate({"ridge": ridge, "fit_bias": fit_bias, "units": units,
+                        "output_dim": output_dim})
         self.ridge = float(ridge)
         self.fit_bias = bool(fit_bias)
-        self.units = units
-        self.output_dim = units
+        self.Wout, self.bias = Wout, bias
+        self.units = agreed_output_dim("Ridge", output_dim=output_dim, units=units,
+                                       Wout=None if Wout is None else int(Wout.shape[1]),
+                                       bias=None if bias is None else int(bias.shape[0]))
+        self.output_dim = self.units
         self.fitted = False
 
     def hyperparameters(self) -> dict:
-        return {"ridge": self.ridge, "fit_bias": self.fit_bias, "units": self.units}
+        return {"ridge": self.ridge, "fit_bias": self.fit_bias, "units": self.units,
+                "Wout": spec_to_json(self.Wout), "bias": spec_to_json(self.bias)}
 
     def infer_output_dim(self, input_dim: int, target_dim: int | None = None) -> int:
         if self.output_dim is not None:
@@ -88,6 +113,12 @@ class Ridge(Node, ClosedForm):
         self.register_buffer("Wout_", torch.zeros(out, input_dim, dtype=self.dtype,
                                                   device=self.device))
         self.register_buffer("bias_", torch.zeros(out, dtype=self.dtype, device=self.device))
+        if self.Wout is not None:
+            with torch.no_grad():
+                self.Wout_.copy_(self._new_tensor(self.Wout.T))
+                if self.bias is not None:
+                    self.bias_.copy_(self._new_tensor(self.bias))
+            self.fitted = True
 
     # ------------------------------------------------------------ closed form
     def statistics(self, x: Tensor, y: Tensor) -> SufficientStatistics:

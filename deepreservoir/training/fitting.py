@@ -154,18 +154,19 @@ def fit_model(model, X: Any, Y: Any = None, **options: Any):
     """
     path, deciders = training_path(model)
     options = check_keywords(path, options, deciders)
-    if path == "online":
-        check_common(options)
-        summary = fit_online(model, X, Y, warmup=int(options["warmup"]),
-                             reset=bool(options["reset"]), verbose=options["verbose"])
-        model.history_ = closed_form_history(summary, {**options, "chunk_size": None},
-                                             path="online")
-        return model
-    if path == "closed_form":
+    if path in ("online", "closed_form"):
         check_common(options)
         if not isinstance(options["reset"], bool):
             raise DataError(f"The 'reset' parameter of fit must be a bool. "
                             f"Got {format_value(options['reset'])}.")
+    if path == "online":
+        summary = fit_online(model, X, Y, warmup=int(options["warmup"]), reset=options["reset"],
+                             verbose=options["verbose"], feedback=options["feedback"],
+                             learners=options["learners"])
+        model.history_ = closed_form_history(summary, {**options, "chunk_size": None},
+                                             path="online")
+        return model
+    if path == "closed_form":
         summary = fit_closed_form(model, X, Y, warmup=int(options["warmup"]),
                                   reset=options["reset"], chunk_size=options["chunk_size"],
                                   verbose=options["verbose"])

@@ -31,7 +31,8 @@ CLOSED_FORM_DEFAULTS: dict[str, Any] = {
     "warmup": 0, "reset": True, "chunk_size": None, "verbose": 0, "seed": 0,
 }
 #: Keywords of the online path and their defaults.
-ONLINE_DEFAULTS: dict[str, Any] = {"warmup": 0, "reset": True, "verbose": 0, "seed": 0}
+ONLINE_DEFAULTS: dict[str, Any] = {"warmup": 0, "reset": True, "verbose": 0, "seed": 0,
+                                   "feedback": "target", "learners": "per_series"}
 #: Keywords of the gradient (and mixed) path and their defaults.
 GRADIENT_DEFAULTS: dict[str, Any] = {
     "epochs": 20, "batch_size": 128, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
