@@ -24,7 +24,13 @@ from typing import Any
 
 import torch
 
-from deepreservoir.errors import DataError, GraphError, NotFittedError, format_value
+from deepreservoir.errors import (
+    DataError,
+    GraphError,
+    NotFittedError,
+    ParameterError,
+    format_value,
+)
 from deepreservoir.executor import build_graph, model_dtype_device
 from deepreservoir.kinds import GradientTrained
 from deepreservoir.training.callbacks import (
@@ -157,7 +163,7 @@ def fit_model(model, X: Any, Y: Any = None, **options: Any):
     if path in ("online", "closed_form"):
         check_common(options)
         if not isinstance(options["reset"], bool):
-            raise DataError(f"The 'reset' parameter of fit must be a bool. "
+            raise ParameterError(f"The 'reset' parameter of fit must be a bool. "
                             f"Got {format_value(options['reset'])}.")
     if path == "online":
         summary = fit_online(model, X, Y, warmup=int(options["warmup"]), reset=options["reset"],
