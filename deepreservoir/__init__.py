@@ -29,7 +29,9 @@ from deepreservoir.io import load, save
 from deepreservoir.lora import RankCappedWarning
 from deepreservoir.model import Model
 from deepreservoir.nodes import (
+    ES2N,
     LMS,
+    NVAR,
     PRESETS,
     RLS,
     Activation,
@@ -37,6 +39,7 @@ from deepreservoir.nodes import (
     Dense,
     Identity,
     Input,
+    IPReservoir,
     LoRAReadout,
     Node,
     Output,
@@ -54,8 +57,10 @@ _LAZY_SUBMODULES = ("analysis", "datasets", "families", "functional", "io", "kin
                     "seeding", "spectral", "threads", "training")
 
 __all__ = [
+    "ES2N",
     "ESN",
     "LMS",
+    "NVAR",
     "PRESETS",
     "RLS",
     "Activation",
@@ -65,6 +70,7 @@ __all__ = [
     "DeepReservoirError",
     "Dense",
     "GraphError",
+    "IPReservoir",
     "Identity",
     "Input",
     "LoRAReadout",

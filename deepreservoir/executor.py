@@ -229,10 +229,10 @@ def build_graph(graph: Graph, input_features: Mapping[str, int],
             raise GraphError(
                 f"Dimension mismatch: node '{name}' expects {node.input_dim} input features "
                 f"but receives {width} ({senders}).")
-        if width == 0:
+        if width == 0 and name not in input_features:
             raise DataError(
                 f"Node '{name}' receives no data: it is an input of the model and no data "
-                f"was given for it.")
+                f"was given for it (zero-feature data (T, 0) drives it by its bias alone).")
         if not node.built:
             if keys is None:
                 keys = graph.seed_keys()
@@ -299,9 +299,10 @@ def prepare(graph: Graph, X: Any, target_dims: Mapping[str, int] | None = None,
     """Normalise ``X``, build the graph for it, and check the sizes again."""
     dtype, device = model_dtype_device(graph)
     batches, reference = input_batches(graph, X, dtype, device, name)
-    if not all(node.built for node in graph.nodes.values()):
-        build_graph(graph, {n: b.features for n, b in batches.items()}, target_dims or {},
-                    only)
+    built = all(node.built for node in graph.nodes.values())
+    # on a built graph this only checks the sizes: nodes built apart may disagree
+    build_graph(graph, {n: b.features for n, b in batches.items()}, target_dims or {}, only)
+    if not built:
         dtype, device = model_dtype_device(graph)
         batches, reference = input_batches(graph, X, dtype, device, name)
     return batches, reference
@@ -507,11 +508,11 @@ def step_inputs(graph: Graph, x: Any, dtype, device, features: Mapping[str, int 
     if features is None:
         features = {name: external_features(graph, name) for name in plan.inputs}
     if x is None:
-        fed = [n for n in plan.inputs if not plan.sources[n]]
+        fed = [n for n in plan.inputs if features[n] != 0]
         if fed:
             raise DataError(
-                f"step(None) runs a closed loop, but input node(s) {fed} have no incoming "
-                f"edge and need data; pass step(x).")
+                f"step(None) runs with no external input, but input node(s) {fed} take "
+                f"external data; pass step(x).")
         return {}, False, "numpy"
     if isinstance(x, Mapping):
         unknown = set(x) - set(plan.inputs)

@@ -77,11 +77,13 @@ def _numpy(outputs: dict[str, Tensor], single: bool, backend: str = "numpy"):
 
 
 def free_run(model, iters: Any, *, reset: bool = False):
-    """Run a closed-loop model for ``iters`` steps with no external input.
+    """Run a model for ``iters`` steps with no external input.
 
-    Every input node must be fed by a feedback edge (e.g. ``reservoir << readout``
-    with ``reservoir`` the model's input). The run continues from the kept state,
-    for as many series as it holds (one by default).
+    Its input nodes must take no external features: fed by feedback only (e.g.
+    ``reservoir << readout`` with ``reservoir`` the model's input), or built on
+    zero-feature data ``(T, 0)`` (a reservoir driven by its bias alone, as in
+    reservoirpy). The run continues from the kept state, for as many series as it
+    holds (one by default).
 
     Returns
     -------
@@ -91,17 +93,19 @@ def free_run(model, iters: Any, *, reset: bool = False):
     """
     steps = _check_steps(iters, "iters", "run")
     plan = plan_of(model)
-    fed = [name for name in plan.inputs if not plan.sources[name]]
+    _require_ready(model, "run(iters=...)")
+    fed = [name for name in plan.inputs if external_features(model, name)]
     if fed:
         raise DataError(
-            f"run(iters={steps}) free-runs a closed loop, but input node(s) {fed} have no "
-            f"incoming edge and need data: give X, or use generate(n, warmup=X) to feed the "
-            f"output back as the next input.")
-    _require_ready(model, "run(iters=...)")
+            f"run(iters={steps}) runs with no external input, but input node(s) {fed} take "
+            f"external data: give X, or use generate(n, warmup=X) to feed the output back as "
+            f"the next input.")
     batch = model._state.batch if (model._state is not None and not reset) else 1
     state = kept_state(model, batch, reset)
+    dtype, device = model_dtype_device(model)
+    nothing = {name: torch.zeros(batch, 0, dtype=dtype, device=device) for name in plan.inputs}
     with torch.no_grad(), thread_scope(model, batch):
-        outputs, state = _loop(model, plan, steps, state, lambda outputs: {})
+        outputs, state = _loop(model, plan, steps, state, lambda outputs: nothing)
     model._state = state
     return _numpy(outputs, batch == 1)
 

@@ -114,6 +114,7 @@ class Model(Graph):
         dtype, device = model_dtype_device(self)
         plan = plan_of(self)
         features = {name: external_features(self, name) for name in plan.inputs}
+        build_graph(self, {n: size or 0 for n, size in features.items()}, {})  # sizes agree
         closed = [node for node in self.nodes.values() if isinstance(node, ClosedForm)]
         self.__dict__["_step_cache"] = (Node.conversions, dtype, device, plan, features, closed)
         return self._step_cache
@@ -262,9 +263,11 @@ class Model(Graph):
         state = self._state
         if external:
             batch = next(iter(external.values())).shape[0]
-        else:  # a closed loop: the series the kept state holds, one by default
+        else:  # no external input: the series the kept state holds, one by default
             batch = state.batch if state is not None else 1
             single = batch == 1
+            external = {n: torch.zeros(batch, 0, dtype=dtype, device=device)
+                        for n in plan.inputs}
         state = kept_state(self, batch, False)
         node_states, buffers = dict(state.nodes), dict(state.edges)
         with torch.no_grad():

@@ -36,9 +36,9 @@ LAYERS: dict[str, int] = {
     "deepreservoir.executor": 3,
     # 4: training, artifacts, analysis
     "deepreservoir.io": 4, "deepreservoir.training": 4, "deepreservoir.analysis": 4,
-    "deepreservoir.footprint": 4,
+    "deepreservoir.footprint": 4, "deepreservoir.generation": 4,
     # 5: the user's model
-    "deepreservoir.model": 5,
+    "deepreservoir.model": 5, "deepreservoir.esn": 5,
     # 6: entry points
     "deepreservoir": 6, "deepreservoir.__main__": 6, "deepreservoir.cli": 6,
     "deepreservoir.cli_report": 6, "deepreservoir.demo": 6, "deepreservoir.studies": 6,
@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
 SAME_LAYER: set[tuple[str, str]] = {
     ("deepreservoir.training", "deepreservoir.io"),  # checkpoints are artifacts
     ("deepreservoir.analysis", "deepreservoir.training"),  # rank sweeps train models
+    ("deepreservoir.esn", "deepreservoir.model"),  # an ESN is a Model
 }
 
 

@@ -472,6 +472,9 @@ class _LMS(dr.Node, dr.kinds.Online):
     def commit(self, W):
         self.W_.copy_(W.mean(0))
 
+    def restart_learning(self):
+        self.W_.zero_()
+
     def forward_sequence(self, x, state, lengths=None):
         return x @ self.W_.T, None
 
@@ -508,7 +511,7 @@ def test_an_online_readout_learns_in_closed_loop_from_its_own_prediction():
         return out, W
 
     res.forward_step, lms.learning_step = record_input, record_prediction
-    loop.fit(X[:200], Y[:200])
+    loop.fit(X[:200], Y[:200], feedback="prediction")
     assert len(fed) == len(predicted) == 200
     assert fed[0] == 0.0 and fed[1:] == predicted[:-1]   # its own prediction, not the target
     assert predicted[1:] != list(Y[:199, 0])

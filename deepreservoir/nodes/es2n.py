@@ -171,13 +171,14 @@ class ES2N(Reservoir):
         owner = type(self).__name__
         with errors_named_for(owner):
             size = S.resolve_units(units, S.dense_explicit(W))
+        self._validate({"units": size})
         O = S.dense_explicit(O)
         if callable(O) and not is_array_like(O):
             raise ParameterError(
                 f"The 'O' parameter of {owner} must be a family name, a Family, a spec dict or "
                 f"an array (N, N). Got the callable {format_value(O)}: pass the matrix it "
                 f"returns, or O='orthogonal' (a seeded family).")
-        beta = _proximities(proximity, size) if isinstance(size, int) else proximity
+        beta = _proximities(proximity, int(size))
         self._validate({"O": O} if isinstance(beta, np.ndarray) else {"O": O, "proximity": beta})
         if isinstance(O, (str, dict)):
             get_family(O, "O")

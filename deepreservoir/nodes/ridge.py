@@ -9,7 +9,7 @@ from torch import Tensor
 
 from deepreservoir import functional as F
 from deepreservoir.constraints import AnyOf, Interval, OneOf
-from deepreservoir.errors import NotFittedError, ParameterError
+from deepreservoir.errors import NotFittedError
 from deepreservoir.kinds import ClosedForm, SufficientStatistics
 from deepreservoir.nodes._readout_arrays import agreed_output_dim, explicit_readout
 from deepreservoir.nodes._reservoir_specs import spec_to_json
@@ -50,7 +50,8 @@ class Ridge(Node, ClosedForm):
         Readout weights in reservoirpy's layout: the node runs with them before any
         fit (as a given linear map); ``fit`` replaces them.
     bias : array (output_dim,), optional
-        With ``Wout``: its intercept (zeros by default).
+        With ``Wout``: its intercept (zeros by default). Like ``Wout``, ``fit``
+        replaces it (with zeros when ``fit_bias=False``), as in reservoirpy.
     name : str, optional
     input_dim : int, optional
 
@@ -76,10 +77,6 @@ class Ridge(Node, ClosedForm):
                  name: str | None = None, input_dim: int | None = None,
                  dtype: torch.dtype = torch.float32) -> None:
         Wout, bias = explicit_readout(Wout, bias, "Ridge", input_dim)
-        if bias is not None and Wout is None:
-            raise ParameterError(
-                "The 'bias' parameter of Ridge is the intercept of an explicit Wout: give Wout "
-                "too (fit computes both).")
         if Wout is not None:
             input_dim = int(Wout.shape[0])
         super().__init__(input_dim=input_dim, name=name, dtype=dtype)

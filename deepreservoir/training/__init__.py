@@ -9,6 +9,7 @@ module                    what it holds
 ``checkpoint``            :class:`Checkpoint`: atomic writes, bit-identical resume
 ``closed_form``           streaming sufficient statistics and the solve
 ``online``                online learners stepping inside the executor
+``unsupervised``          nodes that adapt without targets, before the rest
 ``samples``               training samples and samplers (a DataLoader is accepted)
 ``options``               the keywords of each path and their validation
 ``history``               ``model.history_`` as an ``xarray.Dataset``
@@ -29,10 +30,11 @@ from deepreservoir.training.checkpoint import Checkpoint
 from deepreservoir.training.closed_form import fit_closed_form
 from deepreservoir.training.evaluation import evaluate, predict
 from deepreservoir.training.fitting import fit_model, has_gradient_nodes, training_path
-from deepreservoir.training.online import fit_online
+from deepreservoir.training.online import fit_online, partial_fit_online
 from deepreservoir.training.options import LOSSES, OPTIMIZERS, SCHEDULES, GradientConfig
 from deepreservoir.training.samples import LoaderSampler, Samples, ShuffledSampler
 from deepreservoir.training.trainer import Trainer
+from deepreservoir.training.unsupervised import fit_unsupervised
 
 __all__ = [
     "LOSSES",
@@ -55,7 +57,9 @@ __all__ = [
     "fit_closed_form",
     "fit_model",
     "fit_online",
+    "fit_unsupervised",
     "has_gradient_nodes",
+    "partial_fit_online",
     "predict",
     "training_path",
 ]

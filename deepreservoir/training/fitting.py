@@ -8,6 +8,11 @@ The path is read from the model's declared node kinds, never from the keywords:
   and no closed-form node;
 * ``"online"``: online learners (:class:`~deepreservoir.kinds.Online`), which
   learn step by step while the model runs (:mod:`deepreservoir.training.online`);
+* ``"unsupervised"``: only nodes that adapt without targets
+  (:class:`~deepreservoir.kinds.Unsupervised`, e.g. ``IPReservoir``). On every
+  other path such nodes adapt first, in dataflow order
+  (:mod:`deepreservoir.training.unsupervised`), and the rest trains on their
+  adapted features;
 * ``"mixed"``: closed-form and gradient-trained nodes. It trains in three
   phases: the closed-form nodes are solved on the features of the untrained
   model (a fresh adapter is a no-op, so these are the scaffold's features); the
@@ -56,6 +61,7 @@ from deepreservoir.training.samples import (
     targets_are_labels,
 )
 from deepreservoir.training.trainer import Trainer
+from deepreservoir.training.unsupervised import fit_unsupervised, unsupervised_nodes
 
 __all__ = ["fit_model", "has_gradient_nodes", "training_path"]
 
@@ -78,8 +84,9 @@ def training_path(model) -> tuple[str, str]:
     closed = closed_form_nodes(model)
     gradient = [name for name, node in model.nodes.items() if _trains_by_gradient(node)]
     online = online_nodes(model)
+    unsupervised = unsupervised_nodes(model)
     describe = ", ".join(f"{type(model.nodes[n]).__name__} '{n}'"
-                         for n in closed + gradient + online)
+                         for n in unsupervised + closed + gradient + online)
     if online:
         if closed or gradient:
             raise GraphError(
@@ -93,9 +100,12 @@ def training_path(model) -> tuple[str, str]:
         return "closed_form", describe
     if gradient:
         return "gradient", describe
+    if unsupervised:
+        return "unsupervised", describe
     raise NotFittedError(
-        "This model has nothing to train: no closed-form node (e.g. Ridge) and no trainable "
-        "parameters (a Scaffold or Reservoir with r > 0, a LoRAReadout, Dense or BetaGate).")
+        "This model has nothing to train: no closed-form node (e.g. Ridge), no trainable "
+        "parameters (a Scaffold or Reservoir with r > 0, a LoRAReadout, Dense or BetaGate) "
+        "and no unsupervised node (e.g. IPReservoir).")
 
 
 def fit_model(model, X: Any, Y: Any = None, **options: Any):
@@ -160,23 +170,34 @@ def fit_model(model, X: Any, Y: Any = None, **options: Any):
     """
     path, deciders = training_path(model)
     options = check_keywords(path, options, deciders)
-    if path in ("online", "closed_form"):
+    if path in ("online", "closed_form", "unsupervised"):
         check_common(options)
         if not isinstance(options["reset"], bool):
             raise ParameterError(f"The 'reset' parameter of fit must be a bool. "
-                            f"Got {format_value(options['reset'])}.")
+                                 f"Got {format_value(options['reset'])}.")
+    adapted: dict[str, dict] = {}
+    if unsupervised_nodes(model):  # first: adapt without targets, in dataflow order
+        if X is None:
+            raise DataError(f"fit() needs X to adapt the unsupervised nodes ({deciders}); a "
+                            f"sampler alone cannot feed them.")
+        adapted = fit_unsupervised(model, X, warmup=int(options["warmup"]),
+                                   reset=options.get("reset", True))
+    if path == "unsupervised":  # Y, if given, is not used (as reservoirpy's IPReservoir.fit)
+        model.history_ = closed_form_history(adapted, {**options, "chunk_size": None},
+                                             path="unsupervised")
+        return model
     if path == "online":
         summary = fit_online(model, X, Y, warmup=int(options["warmup"]), reset=options["reset"],
                              verbose=options["verbose"], feedback=options["feedback"],
                              learners=options["learners"])
-        model.history_ = closed_form_history(summary, {**options, "chunk_size": None},
-                                             path="online")
+        model.history_ = closed_form_history({**adapted, **summary},
+                                             {**options, "chunk_size": None}, path="online")
         return model
     if path == "closed_form":
         summary = fit_closed_form(model, X, Y, warmup=int(options["warmup"]),
                                   reset=options["reset"], chunk_size=options["chunk_size"],
                                   verbose=options["verbose"])
-        model.history_ = closed_form_history(summary, options)
+        model.history_ = closed_form_history({**adapted, **summary}, options)
         return model
     return _fit_by_gradient(model, X, Y, path, options)
 

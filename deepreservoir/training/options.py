@@ -17,9 +17,18 @@ import numpy as np
 
 from deepreservoir.errors import ParameterError, format_value
 
-__all__ = ["CLOSED_FORM_DEFAULTS", "GRADIENT_DEFAULTS", "LOSSES", "ONLINE_DEFAULTS",
-           "OPTIMIZERS", "SCHEDULES",
-           "GradientConfig", "check_keywords", "derive_seed"]
+__all__ = [
+    "CLOSED_FORM_DEFAULTS",
+    "GRADIENT_DEFAULTS",
+    "LOSSES",
+    "ONLINE_DEFAULTS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "UNSUPERVISED_DEFAULTS",
+    "GradientConfig",
+    "check_keywords",
+    "derive_seed",
+]
 
 LOSSES = ("mse", "cross_entropy", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -33,6 +42,8 @@ CLOSED_FORM_DEFAULTS: dict[str, Any] = {
 #: Keywords of the online path and their defaults.
 ONLINE_DEFAULTS: dict[str, Any] = {"warmup": 0, "reset": True, "verbose": 0, "seed": 0,
                                    "feedback": "target", "learners": "per_series"}
+#: Keywords of the unsupervised path (nothing but adapting nodes) and their defaults.
+UNSUPERVISED_DEFAULTS: dict[str, Any] = {"warmup": 0, "reset": True, "verbose": 0, "seed": 0}
 #: Keywords of the gradient (and mixed) path and their defaults.
 GRADIENT_DEFAULTS: dict[str, Any] = {
     "epochs": 20, "batch_size": 128, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
@@ -46,6 +57,8 @@ _PATHS = {
     "gradient": ("gradient training", GRADIENT_DEFAULTS),
     "mixed": ("mixed training (closed form, then gradients through it)", GRADIENT_DEFAULTS),
     "online": ("online learning (step by step while the model runs)", ONLINE_DEFAULTS),
+    "unsupervised": ("unsupervised adaptation (e.g. intrinsic plasticity)",
+                     UNSUPERVISED_DEFAULTS),
 }
 
 
