@@ -54,9 +54,9 @@ class RLS(OnlineReadout):
     --------
     >>> import numpy as np
     >>> import deepreservoir as dr
-    >>> x = np.random.default_rng(0).normal(size=(200, 3))
-    >>> rls = dr.RLS(alpha=0.1, dtype=dr.float64).fit(x, x @ [[2.0], [-1.0], [0.5]] + 1.0)
-    >>> np.round(rls.Wout_[0].numpy(), 3), np.round(rls.bias_[0].numpy(), 3)
+    >>> x = np.random.default_rng(0).normal(size=(500, 3))
+    >>> rls = dr.RLS(alpha=1e-6, dtype=dr.float64).fit(x, x @ [[2.0], [-1.0], [0.5]] + 1.0)
+    >>> np.round(rls.Wout_[0].numpy(), 2), np.round(rls.bias_[0].numpy(), 2)
     (array([[ 2. , -1. ,  0.5]]), array([1.]))
     """
 
