@@ -241,7 +241,8 @@ def test_model_step_none_runs_a_closed_loop():
     assert generated.shape == (6, 1)
     fed_back = np.concatenate([np.zeros((1, 1)), generated[:-1]])  # ŷ(t − 1), 0 at first
     assert np.allclose(generated, open_loop.run(fed_back, reset=True), atol=1e-12)
-    with pytest.raises(DataError, match=r"step\(None\) runs a closed loop"):
+    with pytest.raises(DataError, match=r"step\(None\) runs with no external input, but "
+                                        r"input node\(s\) \[.Input-0.\] take external data"):
         (dr.Input() >> dr.Reservoir(5)).step(None)
 
 
