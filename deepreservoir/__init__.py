@@ -14,6 +14,7 @@ from torch import float32, float64
 
 from deepreservoir._version import __version__
 from deepreservoir.adapt import adapt, merge
+from deepreservoir.constraints import finite_check, set_finite_check
 from deepreservoir.errors import (
     ArtifactError,
     DataError,
@@ -52,6 +53,7 @@ from deepreservoir.nodes import (
     Tanh,
     scaffold_mlp,
 )
+from deepreservoir.nodes.reservoir import TinyLeakWarning
 
 _LAZY_SUBMODULES = ("analysis", "datasets", "families", "functional", "io", "kinds", "lora",
                     "seeding", "spectral", "threads", "training")
@@ -87,12 +89,14 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "TinyLeakWarning",
     "TrainingError",
     "__version__",
     "adapt",
     "analysis",
     "datasets",
     "families",
+    "finite_check",
     "float32",
     "float64",
     "footprint",
@@ -106,6 +110,7 @@ __all__ = [
     "save",
     "scaffold_mlp",
     "seeding",
+    "set_finite_check",
     "spectral",
     "threads",
     "training",

@@ -106,6 +106,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _expect_folder(path: Path | None, flag: str, *, create: bool = False) -> None:
+    """Refuse a ``flag`` that names a file where a folder is expected.
+
+    ``create``: make the folder (an output folder), which must be writable.
+    """
+    from deepreservoir.errors import ParameterError
+
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise ParameterError(f"{flag} {str(path)!r} is a file; expected a folder.")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ParameterError(f"{flag} {str(path)!r} could not be created "
+                                 f"({error.strerror or error}); expected a writable folder."
+                                 ) from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ParameterError(f"{flag} {str(path)!r} is not writable; expected a writable "
+                                 f"folder.")
+
+
 def _set_threads(threads: int | None) -> None:
     if threads is not None:
         import torch
@@ -116,6 +139,7 @@ def _set_threads(threads: int | None) -> None:
 def _cmd_demo(args) -> int:
     from deepreservoir.demo import run_demo
 
+    _expect_folder(args.out, "--out", create=True)
     _set_threads(args.threads)
     run_demo(args.out, quick=args.quick, progress=not args.no_progress, seed=args.seed)
     return 0
@@ -169,6 +193,7 @@ def _cmd_inspect(args) -> int:
 def _cmd_reproduce(args) -> int:
     from deepreservoir.studies import available_studies, find_studies_dir, load_study, run_study
 
+    _expect_folder(args.studies_dir, "--studies-dir")
     if args.list:
         folder = find_studies_dir(args.studies_dir)
         names = available_studies(folder)
@@ -179,6 +204,7 @@ def _cmd_reproduce(args) -> int:
         return 0
     if not args.name:
         raise _UsageError("reproduce needs a study NAME or --list")
+    _expect_folder(args.out, "--out", create=True)
     _set_threads(args.threads)
     result = run_study(args.name, args.out, quick=args.quick, seed=args.seed,
                        progress=not args.no_progress, studies_dir=args.studies_dir)

@@ -4,28 +4,41 @@ A class declares ``_constraints = {"sr": Interval(float, 0, None, closed="neithe
 and calls :func:`validate_params` from ``__init__``. A failure raises
 :class:`~deepreservoir.errors.ParameterError` with the message
 ``The 'sr' parameter of Reservoir must be a float in (0, inf). Got -1.``
+
+The dtypes deepreservoir computes in (:data:`SUPPORTED_DTYPES`) and the one
+switch of the check for non-finite values (:func:`finite_check`) live here too.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
-from deepreservoir.errors import ParameterError, format_value
+from deepreservoir.errors import DataError, ParameterError, format_value
 
 __all__ = [
+    "SUPPORTED_DTYPES",
     "AnyOf",
     "Constraint",
     "Interval",
     "OneOf",
     "Predicate",
     "Seed",
+    "all_finite",
+    "check_finite",
+    "check_supported_dtype",
+    "finite_check",
+    "finite_check_enabled",
+    "nonfinite_error",
     "resolve_dtype",
+    "set_finite_check",
     "validate_params",
 ]
 
@@ -223,8 +236,6 @@ def resolve_dtype(value: Any, owner: str, parameter: str = "dtype") -> Any:
     ParameterError
         For anything that is not a floating dtype, naming the accepted forms.
     """
-    import torch
-
     if isinstance(value, torch.dtype):
         name = str(value).replace("torch.", "")
     elif isinstance(value, str):
@@ -239,6 +250,211 @@ def resolve_dtype(value: Any, owner: str, parameter: str = "dtype") -> Any:
         raise ParameterError(
             f"The '{parameter}' parameter of {owner} must be a floating dtype: a torch dtype "
             f"(torch.float32), a numpy dtype (np.float64) or its name ('float64'). "
-            f"Got {format_value(value)}."
+            f"Got {repr(value) if isinstance(value, type) else format_value(value)}."
         )
     return getattr(torch, resolved)
+
+
+# --------------------------------------------------------------------- dtypes
+#: The dtypes every node computes in, on every device (CPU and CUDA alike).
+#: float16 and bfloat16 are refused: the CPU kernels of the sparse recurrent
+#: product do not exist for them, numpy has no bfloat16, the ridge solve needs
+#: LAPACK (single or double precision only), and a recurrence at 3 significant
+#: digits loses its echo-state behaviour within a few steps.
+SUPPORTED_DTYPES = (torch.float32, torch.float64)
+
+
+def check_supported_dtype(dtype: torch.dtype, owner: str, *, node: str | None = None) -> None:
+    """Refuse a dtype outside :data:`SUPPORTED_DTYPES`.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+    owner : str
+        The class named in the message (at construction).
+    node : str, optional
+        The node's name when the dtype was reached by a conversion
+        (``.half()``, ``.to(torch.bfloat16)``), found at the first run.
+
+    Raises
+    ------
+    ParameterError
+        Naming the dtype received and the supported ones.
+    """
+    if dtype in SUPPORTED_DTYPES:
+        return
+    why = ("deepreservoir computes in torch.float32 or torch.float64 only, on the CPU and on "
+           "CUDA alike: half-precision sparse products have no CPU kernel, numpy has no "
+           "bfloat16, and the ridge solve needs single or double precision")
+    if node is None:
+        raise ParameterError(
+            f"The 'dtype' parameter of {owner} must be torch.float32 or torch.float64. "
+            f"Got {dtype}: {why}.")
+    raise ParameterError(
+        f"Node '{node}' ({owner}) has dtype {dtype}, after a conversion such as .half() or "
+        f".to({dtype}); {why}. Convert the model back with model.to(torch.float32) (or "
+        f"torch.float64) before running it.")
+
+
+# ------------------------------------------------------------ finite values
+_finite_check = True
+
+
+def finite_check_enabled() -> bool:
+    """Whether running a model checks its outputs for NaN and inf (see :func:`finite_check`)."""
+    return _finite_check
+
+
+def set_finite_check(enabled: bool) -> bool:
+    """Turn the check of non-finite node outputs on or off, for the whole process.
+
+    While it is on (the default), every run, ``states``, ``step``, forward pass,
+    fit pass, generation and online-learning pass raises a
+    :class:`~deepreservoir.errors.DataError` naming the node, the first time step
+    and the series whose output holds NaN or inf, instead of returning it.
+    Turn it off to get the non-finite values (e.g. to study a diverging
+    reservoir); the check costs one reduction per node per call.
+
+    Parameters
+    ----------
+    enabled : bool
+
+    Returns
+    -------
+    bool
+        The previous setting.
+
+    Examples
+    --------
+    >>> from deepreservoir.constraints import set_finite_check
+    >>> previous = set_finite_check(False)
+    >>> _ = set_finite_check(previous)
+    """
+    global _finite_check
+    if not isinstance(enabled, bool):
+        raise ParameterError(
+            f"The 'enabled' parameter of set_finite_check must be True or False. "
+            f"Got {format_value(enabled)}.")
+    previous, _finite_check = _finite_check, enabled
+    return previous
+
+
+@contextmanager
+def finite_check(enabled: bool) -> Iterator[None]:
+    """Turn the check of non-finite outputs on or off inside a ``with`` block.
+
+    The setting is process-wide (:func:`set_finite_check`); the previous one is
+    put back when the block ends.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import deepreservoir as dr
+    >>> from deepreservoir.constraints import finite_check
+    >>> unstable = dr.Reservoir(20, sr=5, activation="identity", seed=0)
+    >>> with finite_check(False):
+    ...     states = unstable.run(np.ones((400, 1)))
+    >>> bool(np.isfinite(states).all())
+    False
+    """
+    previous = set_finite_check(enabled)
+    try:
+        yield
+    finally:
+        set_finite_check(previous)
+
+
+def all_finite(values: torch.Tensor) -> bool:
+    """Whether every entry of a floating tensor is finite, at the cost of one sum.
+
+    A finite sum means finite entries (a NaN or an inf makes the sum NaN or
+    inf); only when the sum is not finite, which finite entries near the
+    dtype's largest value can also cause, are the entries tested one by one.
+    One host synchronisation; no graph is recorded.
+    """
+    if values.requires_grad:
+        values = values.detach()
+    if values.numel() == 1:  # one step of a one-output model: no reduction needed
+        return math.isfinite(values.item())
+    if math.isfinite(values.sum().item()):
+        return True
+    return bool(torch.isfinite(values).all())
+
+
+def nonfinite_error(outputs: Mapping[str, torch.Tensor], hints: Mapping[str, str],
+                    offset: int | None) -> DataError:
+    """The error for node outputs of which some hold NaN or inf.
+
+    Parameters
+    ----------
+    outputs : mapping of str to Tensor (B, T, O)
+        The non-finite outputs by node name, in execution order.
+    hints : mapping of str to str
+        What each node suggests (:meth:`~deepreservoir.nodes.base.Node.nonfinite_hint`).
+    offset : int or None
+        Time step of the outputs' first step; ``None`` for a single ``step()``.
+
+    Returns
+    -------
+    DataError
+        Naming the node whose output turned non-finite first (the earliest step;
+        among nodes at that step, the first to run), the step, the series (for a
+        batch), the value and how many of the node's outputs are not finite there.
+    """
+    first: tuple[int, str] | None = None
+    for name, values in outputs.items():
+        steps = (~torch.isfinite(values.detach())).any(-1).any(0).nonzero()
+        if len(steps) and (first is None or int(steps[0, 0]) < first[0]):
+            first = (int(steps[0, 0]), name)
+    if first is None:  # pragma: no cover - callers pass non-finite outputs only
+        return DataError("A node output is not finite.")
+    step, name = first
+    values = outputs[name].detach()[:, step]
+    bad = ~torch.isfinite(values)
+    series = int(bad.any(-1).nonzero()[0, 0])
+    value = float(values[series][bad[series]][0])
+    where = ("at the step just computed" if offset is None
+             else f"at time step {offset + step} (counting from 0)")
+    if values.shape[0] > 1:
+        where += f", series {series} (of {values.shape[0]})"
+    return DataError(
+        f"Node '{name}' produced a non-finite value ({value}) {where}: "
+        f"{int(bad[series].sum())} of its {values.shape[-1]} outputs are NaN or inf there. "
+        f"{hints.get(name, '')}To get the non-finite values anyway, run inside "
+        f"`with deepreservoir.finite_check(False):` (or call "
+        f"deepreservoir.set_finite_check(False)).")
+
+
+def check_finite(nodes: Mapping[str, Any], outputs: Mapping[str, torch.Tensor],
+                 offset: int | None = 0, skip: Iterable[str] = ()) -> None:
+    """Refuse node outputs holding NaN or inf, at the cost of one sum per node.
+
+    The executor calls it once per stretch of time it runs (and once per
+    ``step()``); a loop over steps calls it once on what it collected.
+
+    Parameters
+    ----------
+    nodes : mapping of str to Node
+        The model's nodes by name (for their :meth:`nonfinite_hint`).
+    outputs : mapping of str to Tensor (B, T, O), or (B, O) with ``offset=None``
+        Node outputs in execution order.
+    offset : int or None
+        Time step of their first step; ``None``: outputs (B, O) of the one step
+        just computed.
+    skip : iterable of str
+        Nodes not to check (outputs imposed by teacher forcing).
+
+    Raises
+    ------
+    DataError
+        See :func:`nonfinite_error`; nothing while the check is off
+        (:func:`finite_check`).
+    """
+    if not _finite_check:
+        return
+    bad = {name: values for name, values in outputs.items()
+           if name not in skip and not all_finite(values)}
+    if bad:
+        if offset is None:
+            bad = {name: values.unsqueeze(1) for name, values in bad.items()}
+        raise nonfinite_error(bad, {name: nodes[name].nonfinite_hint() for name in bad}, offset)

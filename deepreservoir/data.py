@@ -27,12 +27,19 @@ list of ``(T_i, F)``         list of ``(T_i, O)`` / ``(T_i,)``   ``(B, O)``, lab
 ===========================  ==================================  =====================
 
 A per-sequence target is compared with the output at each sequence's last
-valid step. Real-valued targets may hold NaN: a step (or sequence) with any NaN
-target is left out of training, as reservoirpy does; ±Inf is an error.
+valid step. That needs a model whose output there can depend on the earlier
+steps (:meth:`~deepreservoir.graph.Graph.has_time_structure`): for a model
+without time structure (no stateful node, delay or feedback), per-sequence
+targets for series longer than one step are refused, since the other steps
+would be ignored. Real-valued targets may hold NaN: a step (or sequence) with
+any NaN target is left out of training, as reservoirpy does; ±Inf is an error.
+Targets must be real numbers or integer labels: text, object and complex arrays
+are refused, never cast.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -126,6 +133,17 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def _from_numpy(value: np.ndarray) -> Tensor:
+    """A tensor of a numeric array: native byte order; long double read as 64-bit (the
+    values are cast to the model's dtype, at most float64, anyway)."""
+    if not value.dtype.isnative:
+        value = value.astype(value.dtype.newbyteorder("="))
+    widest = 16 if value.dtype.kind == "c" else 8
+    if value.dtype.kind in "fc" and value.dtype.itemsize > widest:
+        value = value.astype(np.complex128 if value.dtype.kind == "c" else np.float64)
+    return torch.from_numpy(np.ascontiguousarray(value))
+
+
 def _to_tensor(value: object, name: str) -> tuple[Tensor, str]:
     if isinstance(value, Tensor):
         return value, "torch"
@@ -136,7 +154,7 @@ def _to_tensor(value: object, name: str) -> tuple[Tensor, str]:
             raise DataError(
                 f"The '{name}' argument must have a floating-point dtype. Got dtype {value.dtype}."
             )
-        return torch.from_numpy(np.ascontiguousarray(value)), "numpy"
+        return _from_numpy(value), "numpy"
     raise DataError(
         f"The '{name}' argument must be a numpy array, a torch tensor, or a list of 2-D "
         f"arrays. Got {_describe(value)}."
@@ -269,9 +287,10 @@ def as_step(x: object, *, name: str = "x", dtype: torch.dtype = torch.float32,
     backend : {"numpy", "torch"}
     """
     if isinstance(x, (list, tuple)) or getattr(x, "ndim", None) not in (1, 2):
+        got = (f"{x.ndim} dimension(s)" if isinstance(getattr(x, "ndim", None), int)
+               else _describe(x))
         raise DataError(
-            f"The '{name}' argument of step must be 1-D (F,) or 2-D (B, F). "
-            f"Got {getattr(x, 'ndim', type(x).__name__)} dimension(s)."
+            f"The '{name}' argument of step must be a 1-D (F,) or 2-D (B, F) array. Got {got}."
         )
     single = x.ndim == 1
     if isinstance(x, np.ndarray) and x.dtype.kind == "f" and math.isfinite(x.sum()):
@@ -332,8 +351,40 @@ class Targets:
         return int(counted.max()) + 1 if counted.numel() else 0
 
 
+def _target_tensor(value: object, name: str) -> Tensor:
+    """Targets as a tensor: real numbers or integer labels, never a lossy cast."""
+    if isinstance(value, np.ndarray):
+        dtype = value.dtype
+        if dtype.kind in "US":
+            raise DataError(
+                f"The targets '{name}' must be numbers: real values, or integer class labels "
+                f"for cross-entropy. Got dtype {dtype} (text); encode class names as integers "
+                f"first, e.g. classes, y = np.unique(y, return_inverse=True).")
+        if dtype.kind == "O":
+            raise DataError(
+                f"The targets '{name}' must be numbers: real values, or integer class labels. "
+                f"Got an array of dtype object; convert it, e.g. y.astype(np.float32).")
+        if dtype.kind not in "biufc":
+            raise DataError(
+                f"The targets '{name}' must be numbers: real values, or integer class labels. "
+                f"Got dtype {dtype}.")
+        tensor = _from_numpy(value)
+    elif isinstance(value, Tensor):
+        tensor, dtype = value, value.dtype
+    else:
+        raise DataError(
+            f"The targets '{name}' must be a numpy array, a torch tensor, or a list of them. "
+            f"Got {_describe(value)}.")
+    if tensor.dtype.is_complex:
+        raise DataError(
+            f"The targets '{name}' must be real. Got dtype {dtype}; the imaginary part would "
+            f"be lost. Give the real and imaginary parts as separate outputs, e.g. "
+            f"np.concatenate([y.real, y.imag], axis=-1).")
+    return tensor
+
+
 def _series_list(Y: list | tuple, name: str) -> list[Tensor]:
-    tensors = [_to_tensor(item, f"{name}[{i}]")[0] for i, item in enumerate(Y)]
+    tensors = [_target_tensor(item, f"{name}[{i}]") for i, item in enumerate(Y)]
     for i, tensor in enumerate(tensors):
         if tensor.ndim not in (1, 2):
             raise DataError(
@@ -353,9 +404,12 @@ def _pad(tensors: list[Tensor], reference: SequenceBatch, name: str) -> Tensor:
             f"has {len(lengths)} of {lengths}.")
     tail = tensors[0].shape[1:]
     if any(t.shape[1:] != tail for t in tensors):
-        raise DataError(f"All series in '{name}' must have the same number of outputs.")
-    dtype = torch.promote_types(tensors[0].dtype, torch.float64) if any(
-        t.is_floating_point() for t in tensors) else tensors[0].dtype
+        outputs = [int(t.shape[1]) if t.ndim == 2 else "labels" for t in tensors]
+        raise DataError(f"All series in '{name}' must have the same number of outputs. Got "
+                        f"{outputs} (by series).")
+    dtype = functools.reduce(torch.promote_types, [t.dtype for t in tensors])
+    if dtype.is_floating_point:
+        dtype = torch.promote_types(dtype, torch.float64)
     padded = torch.zeros(len(tensors), reference.steps, *tail, dtype=dtype)
     for i, tensor in enumerate(tensors):
         padded[i, : lengths[i]] = tensor
@@ -367,13 +421,13 @@ def _shape_targets(Y: object, reference: SequenceBatch, name: str) -> tuple[Tens
     B, T = reference.batch_size, reference.steps
     if isinstance(Y, (list, tuple)):
         if len(Y) and all(np.ndim(item) == 0 for item in Y):
-            return torch.as_tensor(np.asarray(Y)), False  # per-sequence labels as a list
+            return _target_tensor(np.asarray(Y), name), False  # per-sequence, as a list
         if len(Y) != B:
             raise DataError(
                 f"The targets '{name}' must have one series per input series ({B}). "
                 f"Got a list of {len(Y)}.")
         return _pad(_series_list(Y, name), reference, name), True
-    tensor = _to_tensor(Y, name)[0]
+    tensor = _target_tensor(Y, name)
     if reference.layout == "single":
         if tensor.ndim in (1, 2) and tensor.shape[0] == T:
             return tensor.unsqueeze(0), True
@@ -400,7 +454,7 @@ def _shape_targets(Y: object, reference: SequenceBatch, name: str) -> tuple[Tens
 
 def as_targets(Y: object, reference: SequenceBatch, *, labels: bool = False, name: str = "Y",
                dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-               allow_labels_per_step: bool = True) -> Targets:
+               allow_labels_per_step: bool = True, time_structure: bool = True) -> Targets:
     """Read targets against the inputs they belong to (see the module docstring).
 
     Parameters
@@ -416,21 +470,42 @@ def as_targets(Y: object, reference: SequenceBatch, *, labels: bool = False, nam
         Of real-valued targets (labels are int64).
     allow_labels_per_step : bool
         Whether ``(B, T)`` integer labels with a 3-D input are per-step labels.
+    time_structure : bool
+        Whether the model's output at a step can depend on earlier steps
+        (:meth:`~deepreservoir.graph.Graph.has_time_structure`). Without it,
+        per-sequence targets for series longer than one step are refused: they
+        would be compared with each series' last step and the others ignored.
 
     Raises
     ------
     DataError
-        A shape that matches neither reading, ±Inf, non-integer or negative labels,
-        or no target left after NaN entries are dropped.
+        A shape that matches neither reading, text, object or complex values,
+        ±Inf, non-integer or negative labels, per-sequence targets for a model
+        without time structure, or no target left after NaN entries are dropped.
     """
     if Y is None:
         raise DataError(f"The targets '{name}' are missing (None); fit() needs targets.")
     tensor, per_step = _shape_targets(Y, reference, name)
-    B = reference.batch_size
-    if tensor.dtype.is_complex:
-        raise DataError(f"The targets '{name}' must be real. Got dtype {tensor.dtype}.")
     if labels:
-        return _label_targets(tensor, per_step, reference, name, allow_labels_per_step)
+        result = _label_targets(tensor, per_step, reference, name, allow_labels_per_step)
+    else:
+        result = _real_targets(tensor, per_step, reference, name, dtype, device)
+    if not (time_structure or result.per_step or reference.steps == 1):
+        B, T = reference.batch_size, reference.steps
+        per_step_shape = f"labels ({B}, {T})" if labels else f"({B}, {T}, O)"
+        raise DataError(
+            f"The targets '{name}' hold one entry per series (shape {tuple(tensor.shape)}) "
+            f"for {B} series of {reference.lengths_text()} steps, but the model has no time "
+            f"structure (no stateful node, delay or feedback): its output at a step depends "
+            f"on that step alone, so only each series' last step would be trained on and the "
+            f"other steps ignored. Give per-step targets {per_step_shape}, one step per "
+            f"sample ({B}, 1, F) or (N, F), or a model with state (e.g. a Reservoir).")
+    return result
+
+
+def _real_targets(tensor: Tensor, per_step: bool, reference: SequenceBatch, name: str,
+                  dtype: torch.dtype, device: torch.device | str) -> Targets:
+    B = reference.batch_size
     if tensor.dtype == torch.bool:
         tensor = tensor.to(torch.float64)
     values = tensor.to(torch.float64) if not tensor.is_floating_point() else tensor
@@ -477,10 +552,12 @@ def _label_targets(tensor: Tensor, per_step: bool, reference: SequenceBatch, nam
         per_step = True  # (B, T) labels with (B, T, F) inputs
     expected = (B, reference.steps) if per_step else (B,)
     if tuple(tensor.shape) != expected:
-        per_seq = f" or per sequence ({B},)" if reference.layout != "single" else ""
+        single = reference.layout == "single"  # shapes as the user gave them
+        per_seq = "" if single else f" or per sequence ({B},)"
         raise DataError(
             f"The targets '{name}' for classification must be class labels of shape "
-            f"{expected}{per_seq}. Got shape {tuple(tensor.shape)}.")
+            f"{expected[1:] if single else expected}{per_seq}. Got shape "
+            f"{tuple(tensor.shape)[1:] if single else tuple(tensor.shape)}.")
     labels = tensor.to(torch.int64)
     mask = (reference.valid_mask().cpu() if per_step else torch.ones(B, dtype=torch.bool)) & ~nan
     if not bool(mask.any()):

@@ -49,7 +49,8 @@ class TrainingError(DeepReservoirError, RuntimeError):
 def format_value(value: object, limit: int = 60) -> str:
     """Return a short printable form of ``value`` for error messages."""
     shape = getattr(value, "shape", None)
-    if shape is not None and getattr(value, "ndim", 0) > 0:
+    ndim = getattr(value, "ndim", 0)
+    if shape is not None and isinstance(ndim, int) and ndim > 0:
         dtype = getattr(value, "dtype", "?")
         return f"an array of shape {tuple(shape)} and dtype {dtype}"
     text = repr(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from deepreservoir.errors import ParameterError
+from deepreservoir.errors import ParameterError, format_value
 from deepreservoir.model import Model
 from deepreservoir.nodes.base import Node
 from deepreservoir.nodes.input import Input
@@ -23,12 +23,13 @@ def _node(value: Any, label: str) -> Node | None:
     if value is None or isinstance(value, Node):
         return value
     raise ParameterError(
-        f"The '{label}' parameter of ESN must be a node or None. Got {type(value).__name__}.")
+        f"The '{label}' parameter of ESN must be a node or None. Got {format_value(value)}.")
 
 
 def _flag(value: Any, label: str) -> bool:
     if not isinstance(value, bool):
-        raise ParameterError(f"The '{label}' parameter of ESN must be a bool. Got {value!r}.")
+        raise ParameterError(
+            f"The '{label}' parameter of ESN must be a bool. Got {format_value(value)}.")
     return value
 
 

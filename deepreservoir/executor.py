@@ -15,6 +15,12 @@ Ragged batches are padded at the end; states and delay buffers stop updating
 after each sequence's last valid step, so every output at a valid step and
 every final state are exactly those of the sequence run alone.
 
+**Finiteness.** Every stretch the executor runs is checked once, after it ran:
+a node output holding NaN or inf raises a :class:`DataError` naming the node,
+the first non-finite time step and series. The check costs one sum per node
+per call, never one per time step of a loop; :func:`deepreservoir.finite_check`
+turns it off (:mod:`deepreservoir.constraints`).
+
 The :class:`Plan` (orders, input lists, delayed edges) depends only on the
 graph's structure and is computed once per graph; :func:`step_graph` reuses it
 so one step costs little more than the nodes' own work.
@@ -29,6 +35,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from deepreservoir.constraints import (
+    all_finite,
+    check_finite,
+    check_supported_dtype,
+    finite_check_enabled,
+)
 from deepreservoir.data import SequenceBatch, as_batch, as_step
 from deepreservoir.errors import DataError, GraphError, NotFittedError
 from deepreservoir.graph import Edge, Graph
@@ -152,9 +164,12 @@ def model_dtype_device(graph: Graph) -> tuple[torch.dtype, torch.device]:
 
     Nodes without tensors (inputs, activations) follow the others; a model made
     of them only takes the dtype and device they were moved to (float32 and the
-    CPU by default).
+    CPU by default). A node converted to float16 or bfloat16 raises a
+    :class:`ParameterError` here, so at the first run after the conversion.
     """
     holders = [node for node in graph.nodes.values() if not isinstance(node, TensorFree)]
+    for node in holders or graph.nodes.values():  # .half() and .to(bfloat16) end here
+        check_supported_dtype(node.dtype, type(node).__name__, node=node.name)
     if not holders:
         first = next(iter(graph.nodes.values()), None)
         if first is None:
@@ -300,8 +315,14 @@ def prepare(graph: Graph, X: Any, target_dims: Mapping[str, int] | None = None,
     dtype, device = model_dtype_device(graph)
     batches, reference = input_batches(graph, X, dtype, device, name)
     built = all(node.built for node in graph.nodes.values())
-    # on a built graph this only checks the sizes: nodes built apart may disagree
-    build_graph(graph, {n: b.features for n, b in batches.items()}, target_dims or {}, only)
+    features = {n: b.features for n, b in batches.items()}
+    checked = graph._memo_store.setdefault("checked_sizes", set())
+    key = (tuple(sorted(features.items())), None if only is None else tuple(sorted(only)))
+    if not built or key not in checked:
+        # on a built graph this only checks the sizes: nodes built apart may disagree
+        build_graph(graph, features, target_dims or {}, only)
+        if built:
+            checked.add(key)
     if not built:
         dtype, device = model_dtype_device(graph)
         batches, reference = input_batches(graph, X, dtype, device, name)
@@ -345,8 +366,8 @@ def _gather(plan: Plan, name: str, external: Mapping[str, Tensor],
 
 def execute(graph: Graph, external: Mapping[str, Tensor], lengths: Tensor | None,
             state: RunState, forced: Mapping[str, Tensor] | None = None,
-            collect: set[str] = frozenset(), only: set[str] | None = None
-            ) -> tuple[dict[str, Tensor], RunState, dict[str, Tensor]]:
+            collect: set[str] = frozenset(), only: set[str] | None = None,
+            offset: int = 0) -> tuple[dict[str, Tensor], RunState, dict[str, Tensor]]:
     """Run the graph over one stretch of time.
 
     Parameters
@@ -365,6 +386,8 @@ def execute(graph: Graph, external: Mapping[str, Tensor], lengths: Tensor | None
         Nodes whose inputs are returned.
     only : set of str, optional
         Run only these nodes; the set must be closed under ancestors. Default: all.
+    offset : int
+        Time step of the stretch's first step, for error messages (chunked fits).
 
     Returns
     -------
@@ -373,12 +396,19 @@ def execute(graph: Graph, external: Mapping[str, Tensor], lengths: Tensor | None
         States and buffers after the stretch.
     inputs : dict of str to Tensor (B, T, F)
         Inputs of the nodes in ``collect``.
+
+    Raises
+    ------
+    DataError
+        When a node's output holds NaN or inf
+        (:func:`~deepreservoir.constraints.check_finite`).
     """
     plan = plan_of(graph)
     forced = forced or {}
-    if plan.stepwise:
-        return _execute_steps(graph, plan, external, lengths, state, forced, collect, only)
-    return _execute_sequence(graph, plan, external, lengths, state, forced, collect, only)
+    run = _execute_steps if plan.stepwise else _execute_sequence
+    result = run(graph, plan, external, lengths, state, forced, collect, only)
+    check_finite(plan.nodes, result[0], offset, skip=forced)
+    return result
 
 
 def _execute_sequence(graph, plan, external, lengths, state, forced, collect, only):
@@ -416,7 +446,8 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
               learning: Mapping[str, Tensor | None] | None = None,
               learners: dict[str, Any] | None = None,
               teacher: Mapping[str, Tensor] | None = None,
-              predictions: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+              predictions: dict[str, Tensor] | None = None,
+              check: bool = True) -> dict[str, Tensor]:
     """Advance every node by one step, updating ``node_states`` and ``buffers`` in the dicts.
 
     ``external`` and ``forced`` hold (B, F) values for this step; ``keep`` (B,) marks
@@ -427,9 +458,15 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
     downstream and fed-back edges receive, unless ``teacher`` gives a value for
     them (teacher forcing: the target goes on instead). ``predictions``, when
     given, receives each learner's own prediction.
+
+    With ``check`` (the default: one ``step()``), the model's outputs are checked
+    for NaN and inf, and on a failure every node's, to name the first
+    (:func:`~deepreservoir.constraints.check_finite`); loops over many steps pass
+    ``check=False`` and check what they collected once, after the loop.
     """
     delayed = {key: buffer[:, 0] for key, buffer in buffers.items()} if buffers else buffers
     outputs: dict[str, Tensor] = {}
+    replaced: dict[str, Tensor] = {}  # learners' own predictions where a target went on
     for name in plan.order:
         if only is not None and name not in only:
             continue
@@ -445,6 +482,7 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
             if predictions is not None:
                 predictions[name] = outputs[name]
             if teacher is not None and name in teacher:
+                replaced[name] = outputs[name]
                 outputs[name] = teacher[name]
             continue
         previous = node_states[name]
@@ -453,6 +491,8 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
             new_state = torch.where(keep.unsqueeze(-1), new_state, previous)
         node_states[name] = new_state
         outputs[name] = y
+    if check and finite_check_enabled():
+        _check_step(plan, {**outputs, **replaced} if replaced else outputs, forced or ())
     for key, buffer in buffers.items():
         incoming = outputs[key[0]].unsqueeze(1)
         pushed = incoming if buffer.shape[1] == 1 else torch.cat([buffer[:, 1:], incoming], 1)
@@ -460,6 +500,14 @@ def step_once(graph: Graph, plan: Plan, external: Mapping[str, Tensor],
             pushed = torch.where(keep[:, None, None], pushed, buffer)
         buffers[key] = pushed
     return outputs
+
+
+def _check_step(plan: Plan, outputs: Mapping[str, Tensor], skip) -> None:
+    """The outputs (B, O) of one step: the model's outputs by one sum each, all on a failure."""
+    watched = [n for n in plan.outputs if n in outputs and n not in skip] or [
+        n for n in outputs if n not in skip]
+    if not all(all_finite(outputs[name]) for name in watched):
+        check_finite(plan.nodes, outputs, None, skip)
 
 
 def _execute_steps(graph, plan, external, lengths, state, forced, collect, only):
@@ -481,7 +529,7 @@ def _execute_steps(graph, plan, external, lengths, state, forced, collect, only)
         step_forced = {name: values[:, t] for name, values in forced.items()}
         keep = None if valid is None else valid[:, t]
         outputs = step_once(graph, plan, step_external, node_states, buffers, step_forced,
-                            keep, seen, only)
+                            keep, seen, only, check=False)  # execute checks them all once
         for name in names:
             history[name].append(outputs[name])
     outputs = {name: torch.stack(values, dim=1) for name, values in history.items()}

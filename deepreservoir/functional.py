@@ -15,7 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from deepreservoir.errors import ParameterError
+from deepreservoir.constraints import all_finite
+from deepreservoir.errors import DataError, ParameterError
 from deepreservoir.lora import lora_convention, lora_scale
 
 __all__ = [
@@ -398,7 +399,8 @@ def reservoir_jacobian(preactivation: Tensor, W: Tensor, lr: float | Tensor,
 
 
 def ridge_solve(xtx: Tensor, xty: Tensor, x_sum: Tensor, y_sum: Tensor, count: int,
-                ridge: float, fit_bias: bool) -> tuple[Tensor, Tensor]:
+                ridge: float, fit_bias: bool, name: str = "ridge_solve"
+                ) -> tuple[Tensor, Tensor]:
     """Solve ridge regression from accumulated sufficient statistics.
 
     With centring for the bias (the bias is not penalised)::
@@ -416,13 +418,23 @@ def ridge_solve(xtx: Tensor, xty: Tensor, x_sum: Tensor, y_sum: Tensor, count: i
         Number of accumulated rows.
     ridge : float >= 0
     fit_bias : bool
+    name : str
+        Who solves (e.g. ``"Ridge 'readout'"``), for the error message.
 
     Returns
     -------
     W : Tensor, shape (O, F)
     b : Tensor, shape (O,)
+
+    Raises
+    ------
+    DataError
+        When a statistic, or the centred system, holds NaN or inf: LAPACK would
+        fail on it with an internal error, or return NaN weights.
     """
     features = xtx.shape[0]
+    _check_statistics(name, {"XᵀX": xtx, "XᵀY": xty, "the sum of X": x_sum,
+                             "the sum of Y": y_sum})
     if fit_bias:
         x_mean = x_sum / count
         y_mean = y_sum / count
@@ -430,6 +442,7 @@ def ridge_solve(xtx: Tensor, xty: Tensor, x_sum: Tensor, y_sum: Tensor, count: i
         xty = xty - count * torch.outer(x_mean, y_mean)
     eye = torch.eye(features, dtype=xtx.dtype, device=xtx.device)
     system = xtx + ridge * eye
+    _check_statistics(name, {"the centred XᵀX + ridge·I": system, "the centred XᵀY": xty})
     try:
         factor = torch.linalg.cholesky(system)
         weights_t = torch.cholesky_solve(xty, factor)
@@ -441,6 +454,17 @@ def ridge_solve(xtx: Tensor, xty: Tensor, x_sum: Tensor, y_sum: Tensor, count: i
     else:
         bias = torch.zeros(weights.shape[0], dtype=xtx.dtype, device=xtx.device)
     return weights, bias
+
+
+def _check_statistics(name: str, statistics: dict[str, Tensor]) -> None:
+    for label, value in statistics.items():
+        if not all_finite(value):
+            bad = int((~torch.isfinite(value)).sum())
+            raise DataError(
+                f"{name} cannot solve its ridge regression: {label} holds {bad} NaN or inf "
+                f"entries (of {value.numel()}). Its inputs are too large for {value.dtype} sums "
+                f"(or not finite): scale them down, or lower the reservoir's sr or "
+                f"input_scaling.")
 
 
 # ---------------------------------------------------------------------- LoRA

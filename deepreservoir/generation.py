@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from deepreservoir.constraints import check_finite
 from deepreservoir.data import as_step
 from deepreservoir.errors import DataError, NotFittedError, ParameterError, format_value
 from deepreservoir.executor import (
@@ -60,11 +61,12 @@ def _loop(model, plan, steps: int, state: RunState, feed) -> tuple[dict[str, Ten
     history: dict[str, list[Tensor]] = {name: [] for name in plan.outputs}
     external = feed(None)
     for _ in range(steps):
-        outputs = step_once(model, plan, external, node_states, buffers)
+        outputs = step_once(model, plan, external, node_states, buffers, check=False)
         for name in plan.outputs:
             history[name].append(outputs[name])
         external = feed(outputs)
     stacked = {name: torch.stack(values, dim=1) for name, values in history.items()}
+    check_finite(plan.nodes, stacked)
     return stacked, RunState(state.batch, node_states, buffers)
 
 
@@ -151,7 +153,7 @@ def generate(model, n: Any, *, warmup: Any = None, start: Any = None, reset: boo
     dtype, device = model_dtype_device(model)
     with torch.no_grad():
         if warmup is not None:
-            batches, reference = prepare(model, warmup)
+            batches, reference = prepare(model, warmup, name="warmup")
             require_fitted(model)
             state = kept_state(model, reference.batch_size, reset)
             with thread_scope(model, reference.batch_size):

@@ -76,6 +76,18 @@ def _checked_delay(delay: int) -> int:
     return delay
 
 
+def _refuse_repeats(nodes: list[Node], side: str) -> None:
+    """A node listed twice on one side of ``>>`` would be one edge counted twice."""
+    seen: set[int] = set()
+    for node in nodes:
+        if id(node) in seen:
+            raise GraphError(
+                f"Node '{node.name}' appears twice on the {side} of '>>' (in a list, or as "
+                f"the output of two elements): one connection cannot carry it twice. List it "
+                f"once.")
+        seen.add(id(node))
+
+
 class _DelayedOutputs:
     """The left side of ``a >> k >> b``: a graph whose outputs wait k steps."""
 
@@ -244,6 +256,8 @@ class Graph(torch.nn.Module):
         cls._combined([*sources, *targets])  # name clashes are reported before loops
         outputs = [node for part in sources for node in part.output_nodes()]
         inputs = [node for part in targets for node in part.input_nodes()]
+        _refuse_repeats(outputs, "left")
+        _refuse_repeats(inputs, "right")
         links = [Link(o, i, delay, False) for i in inputs for o in outputs]
         for link in links:
             if link.source is link.target:

@@ -9,14 +9,16 @@ Layout (see docs/artifacts.md)::
 Frozen tensors are not stored: loading regenerates them from the seed keys and
 checks each against the fingerprint recorded at save time. ``spec.json``
 records the SHA-256 of the tensor file and the tensor file's header records the
-SHA-256 of the spec, so truncation, tampering and mismatched pairs are caught,
-each with an :class:`~deepreservoir.errors.ArtifactError` naming the file.
-Writing is atomic: the directory is assembled beside its destination and renamed.
-"""
+SHA-256 of the spec, so truncation, accidental corruption and mismatched pairs
+are caught, each with an :class:`~deepreservoir.errors.ArtifactError` naming the
+file. The hashes are unkeyed: against a deliberate edit, sign with a key
+(``save(..., key=k)``, an HMAC in ``signature.json``) and ``load(path, key=k)``.
+Writing is atomic: the directory is assembled beside its destination, then renamed."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -30,6 +32,7 @@ import torch
 
 from deepreservoir._version import __version__
 from deepreservoir.composition import model_class
+from deepreservoir.constraints import AnyOf, Predicate, validate_params
 from deepreservoir.errors import ArtifactError
 from deepreservoir.graph import Link
 from deepreservoir.kinds import FrozenWeights
@@ -37,16 +40,34 @@ from deepreservoir.lora import RankCappedWarning
 from deepreservoir.nodes.base import Node
 from deepreservoir.seeding import GENERATOR, GENERATOR_VERSION, SeedKey, fingerprint
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load", "load_state_into", "read_spec",
+__all__ = ["FORMAT", "FORMAT_VERSION", "KEY", "PATH", "load", "load_state_into", "read_spec",
            "register_node", "save"]
 
 FORMAT = "deepreservoir"
 FORMAT_VERSION = 1
 SPEC_FILE = "spec.json"
 TENSOR_FILE = "tensors.safetensors"
+SIGNATURE_FILE = "signature.json"
+_SIGNATURE_DOMAIN = b"deepreservoir artifact signature v1\n"
 _EXTRA_NODES: dict[str, type] = {}
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
            "float64": torch.float64}
+
+
+#: The constraints on ``path`` (of :func:`save`, :func:`load`, ...) and a signing ``key``.
+PATH = Predicate(lambda value: isinstance(value, (str, os.PathLike))
+                 and isinstance(os.fspath(value), str) and os.fspath(value) != "",
+                 "a path (a non-empty str or os.PathLike)")
+KEY = Predicate(lambda value: isinstance(value, (bytes, bytearray, str)) and len(value) > 0,
+                "a non-empty bytes or str key")
+_BOOL = Predicate(lambda value: isinstance(value, bool), "a bool (True or False)")
+_MODEL = Predicate(lambda value: isinstance(value, model_class()),
+                   "a deepreservoir Model (a node alone: dr.Model.from_node(node))")
+_KEYWORDS = {
+    "save": {"model": _MODEL, "path": PATH, "overwrite": _BOOL, "key": AnyOf((None, KEY))},
+    "load": {"path": PATH, "strict": _BOOL, "key": AnyOf((None, KEY))},
+    "load_state_into": {"path": PATH, "key": AnyOf((None, KEY))},
+}
 
 
 def register_node(cls: type) -> type:
@@ -141,38 +162,87 @@ def _is_artifact_dir(path: Path) -> bool:
     if not spec.is_file():
         return False
     try:
-        return json.loads(spec.read_text()).get("format") == FORMAT
+        return json.loads(spec.read_text(encoding="utf-8")).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
 
-def save(model, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+def _signature(key: bytes | bytearray | str, spec: dict[str, Any]) -> str:
+    """HMAC-SHA256 of the canonical spec, which holds the tensor file's SHA-256."""
+    secret = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    message = _SIGNATURE_DOMAIN + _canonical(spec).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def _verify_signature(folder: Path, spec: dict[str, Any], key: bytes | str) -> None:
+    path = folder / SIGNATURE_FILE
+    if not path.is_file():
+        raise ArtifactError(
+            f"{folder} is not signed (it has no {SIGNATURE_FILE}), but a key was given: sign it "
+            f"with save(..., key=...), or load it without a key to accept it unsigned.")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        recorded = str(record["hmac"] if record["algorithm"] == "HMAC-SHA256" else "").encode()
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ArtifactError(f"{path} is not a signature record: {error!r}.") from None
+    if not hmac.compare_digest(_signature(key, spec).encode(), recorded):
+        raise ArtifactError(
+            f"{path} does not match the artifact under the given key: {folder} was modified "
+            f"after it was signed, or it was signed with another key.")
+
+
+def save(model, path: str | os.PathLike, *, overwrite: bool = True,
+         key: bytes | str | None = None) -> Path:
     """Write a model as ``path/spec.json`` + ``path/tensors.safetensors``, atomically.
 
     Parameters
     ----------
     model : Model
     path : str or Path
-        The artifact directory (conventionally ending in ``.dr``).
+        The artifact directory (conventionally ending in ``.dr``); missing
+        parent directories are created.
     overwrite : bool
         Replace an existing artifact at ``path``. A path holding anything other
         than a deepreservoir artifact is never replaced.
+    key : bytes or str, optional
+        Sign the artifact: ``signature.json`` holds an HMAC-SHA256 of the spec
+        (which holds the tensor file's SHA-256). ``load(path, key=key)`` then
+        refuses any edit, even one that recomputes the hashes.
 
     Returns
     -------
     Path
         The artifact directory.
+
+    Raises
+    ------
+    ParameterError
+        A keyword of the wrong type (``path`` not a path, ...).
+    ArtifactError
+        ``path`` holds something other than an artifact, or cannot be written.
     """
     from safetensors.torch import save_file
 
+    validate_params("save", {"model": model, "path": path, "overwrite": overwrite, "key": key},
+                    _KEYWORDS["save"])
     target = Path(path)
     if target.exists():
         if not target.is_dir() or not _is_artifact_dir(target):
+            kind = "a directory" if target.is_dir() else "a file"
             raise ArtifactError(
-                f"Cannot save to {target}: it exists and is not a deepreservoir artifact "
-                f"directory, so it is left untouched.")
+                f"The 'path' argument of save must be a new path or an existing artifact. "
+                f"Got {target}, {kind} that is not a deepreservoir artifact directory, so it "
+                f"is left untouched.")
         if not overwrite:
             raise ArtifactError(f"Cannot save to {target}: it exists and overwrite=False.")
+    try:
+        return _write(model, target, key, save_file)
+    except OSError as error:
+        raise ArtifactError(f"Cannot save to {target} (the 'path' argument of save): "
+                            f"{error.strerror or error}.") from None
+
+
+def _write(model, target: Path, key: bytes | str | None, save_file) -> Path:
     explicit: dict[str, torch.Tensor] = {}
     spec = _spec(model, explicit)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -187,8 +257,14 @@ def save(model, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
                             "spec_sha256": spec_digest})
         spec["tensors"] = {"file": TENSOR_FILE, "sha256": _sha256(tensor_path),
                            "bytes": tensor_path.stat().st_size, "keys": sorted(tensors)}
-        (staging / SPEC_FILE).write_text(json.dumps(spec, indent=1, ensure_ascii=False))
-        for file in (tensor_path, staging / SPEC_FILE):
+        text = json.dumps(spec, indent=1, ensure_ascii=False)
+        (staging / SPEC_FILE).write_text(text, encoding="utf-8")
+        written = [tensor_path, staging / SPEC_FILE]
+        if key is not None:  # over the spec as load() will read it back
+            record = {"algorithm": "HMAC-SHA256", "hmac": _signature(key, json.loads(text))}
+            (staging / SIGNATURE_FILE).write_text(json.dumps(record), encoding="utf-8")
+            written.append(staging / SIGNATURE_FILE)
+        for file in written:
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
         if target.exists():
@@ -204,23 +280,40 @@ def save(model, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
     return target
 
 
-def read_spec(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed ``spec.json`` of an artifact, after checking it is one we can read."""
+def _folder(path: str | os.PathLike, function: str, **keywords: Any) -> Path:
+    """The artifact directory ``path`` names (``path/spec.json`` names it too), after
+    checking the keywords of ``function``."""
+    validate_params(function, {"path": path, **keywords}, _KEYWORDS.get(function, {"path": PATH}))
     folder = Path(path)
     if folder.is_file() and folder.name == SPEC_FILE:
         folder = folder.parent
-    spec_path = folder / SPEC_FILE
     if not folder.exists():
-        raise ArtifactError(f"No deepreservoir artifact at {folder}: the path does not exist.")
+        raise ArtifactError(
+            f"The 'path' argument of {function} must be a deepreservoir artifact directory. "
+            f"Got {folder}, which does not exist.")
     if not folder.is_dir():
         raise ArtifactError(
-            f"{folder} is not a deepreservoir artifact: an artifact is a directory holding "
-            f"{SPEC_FILE} and {TENSOR_FILE}, and this is a file.")
+            f"The 'path' argument of {function}: {folder} is not a deepreservoir artifact: an "
+            f"artifact is a directory holding {SPEC_FILE} and {TENSOR_FILE}; this is a file.")
+    return folder
+
+
+def read_spec(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``spec.json`` of an artifact, after checking it is one we can read.
+
+    Raises
+    ------
+    ArtifactError
+        Not an artifact directory; a spec that is not JSON, of another format or
+        newer version, or incomplete. (``ParameterError``: ``path`` not a path.)
+    """
+    folder = _folder(path, "read_spec")
+    spec_path = folder / SPEC_FILE
     if not spec_path.is_file():
         raise ArtifactError(
             f"{folder} is not a deepreservoir artifact: it has no {SPEC_FILE}.")
     try:
-        spec = json.loads(spec_path.read_text())
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise ArtifactError(
             f"{spec_path} is not a deepreservoir spec: it is not valid JSON ({error}). The file "
@@ -240,15 +333,20 @@ def read_spec(path: str | os.PathLike) -> dict[str, Any]:
             f"{spec_path} was written in artifact format version {version} (deepreservoir "
             f"{spec.get('library_version', '?')}), newer than the version {FORMAT_VERSION} this "
             f"deepreservoir {__version__} reads. Upgrade deepreservoir to load it.")
-    generator = spec.get("generator", {})
+    generator = spec.get("generator")
+    generator = generator if isinstance(generator, dict) else {}
     if generator.get("name") != GENERATOR or generator.get("version") != GENERATOR_VERSION:
         raise ArtifactError(
             f"{spec_path} needs the weight generator {generator.get('name')!r} version "
             f"{generator.get('version')!r}; this deepreservoir has {GENERATOR!r} version "
             f"{GENERATOR_VERSION}.")
-    for field in ("nodes", "edges", "tensors", "model"):
+    for field, kind in (("nodes", list), ("edges", list), ("tensors", dict), ("model", dict)):
         if field not in spec:
             raise ArtifactError(f"{spec_path} is incomplete: it has no {field!r} entry.")
+        if not isinstance(spec[field], kind):
+            raise ArtifactError(
+                f"{spec_path} is malformed: its {field!r} entry must be a {kind.__name__}. Got "
+                f"a {type(spec[field]).__name__}.")
     return spec
 
 
@@ -256,13 +354,19 @@ def _read_tensors(folder: Path, spec: dict[str, Any]) -> dict[str, torch.Tensor]
     from safetensors import safe_open
 
     info = spec["tensors"]
-    tensor_path = folder / info.get("file", TENSOR_FILE)
+    if info.get("file", TENSOR_FILE) != TENSOR_FILE:
+        raise ArtifactError(
+            f"{folder / SPEC_FILE}: the tensor file must be {TENSOR_FILE!r}. Got "
+            f"{info.get('file')!r}.")
+    tensor_path = folder / TENSOR_FILE
     if not tensor_path.is_file():
         raise ArtifactError(f"The artifact {folder} is incomplete: {tensor_path} is missing.")
     size = tensor_path.stat().st_size
     digest = _sha256(tensor_path)
-    if digest != info.get("sha256"):
-        reason = ("truncated" if size < info.get("bytes", 0) else "modified")
+    recorded = info.get("bytes")
+    if digest != info.get("sha256") or size != recorded:
+        truncated = isinstance(recorded, int) and size < recorded
+        reason = "truncated" if truncated else "modified"
         raise ArtifactError(
             f"{tensor_path} does not match its spec: the file is {size} bytes with SHA-256 "
             f"{digest[:16]}..., but {SPEC_FILE} records {info.get('bytes')} bytes with SHA-256 "
@@ -274,8 +378,10 @@ def _read_tensors(folder: Path, spec: dict[str, Any]) -> dict[str, torch.Tensor]
     except Exception as error:  # safetensors raises several types
         raise ArtifactError(f"{tensor_path} is not a readable safetensors file: {error}.") \
             from None
-    body = {k: v for k, v in spec.items() if k != "tensors"}
-    expected = hashlib.sha256(_canonical(body).encode()).hexdigest()
+    if sorted(tensors) != info.get("keys"):
+        raise ArtifactError(f"{tensor_path} does not hold the tensors {SPEC_FILE} records.")
+    expected = hashlib.sha256(_canonical({k: v for k, v in spec.items() if k != "tensors"})
+                              .encode()).hexdigest()
     if metadata.get("spec_sha256") != expected:
         raise ArtifactError(
             f"{folder / SPEC_FILE} does not match {tensor_path}: the spec's SHA-256 is "
@@ -319,7 +425,7 @@ def _construct(entry: dict[str, Any], tensors: dict[str, torch.Tensor], spec_pat
     return node
 
 
-def load(path: str | os.PathLike, *, strict: bool = True):
+def load(path: str | os.PathLike, *, strict: bool = True, key: bytes | str | None = None):
     """Read an artifact written by :func:`save`: regenerate, verify, and load.
 
     Parameters
@@ -330,6 +436,10 @@ def load(path: str | os.PathLike, *, strict: bool = True):
         Fail on any fingerprint mismatch (default). ``False`` turns mismatches into
         warnings, e.g. for the LAPACK-dependent families (orthogonal, spectral_radius)
         across machines.
+    key : bytes or str, optional
+        Require a signature under this key (see :func:`save`). Without a key a
+        signature is not checked, and the unkeyed SHA-256 checks catch accidental
+        corruption only, not a deliberate edit that recomputes them.
 
     Returns
     -------
@@ -338,26 +448,39 @@ def load(path: str | os.PathLike, *, strict: bool = True):
 
     Raises
     ------
+    ParameterError
+        A keyword of the wrong type (``path`` not a path, ...).
     ArtifactError
-        The path is not an artifact, a file is truncated or tampered with, the
-        format is newer than this library, or a regenerated frozen tensor does
-        not match its fingerprint; the message names the file and the node.
+        The path is not an artifact, a file is truncated or corrupted, the format
+        is newer than this library, the signature is missing or wrong (with
+        ``key``), or a regenerated frozen tensor does not match its fingerprint;
+        the message names the file and the node.
     """
-    folder = Path(path)
-    if folder.is_file() and folder.name == SPEC_FILE:
-        folder = folder.parent
+    folder = _folder(path, "load", strict=strict, key=key)
     spec = read_spec(folder)
-    spec_path = folder / SPEC_FILE
+    if key is not None:
+        _verify_signature(folder, spec, key)
     tensors = _read_tensors(folder, spec)
-    nodes = [_construct(entry, tensors, spec_path) for entry in spec["nodes"]]
-    saved = [entry["name"] for entry in spec["nodes"]]
-    by_saved = dict(zip(saved, nodes, strict=True))
     try:
-        links = [Link(by_saved[e["source"]], by_saved[e["target"]], int(e["delay"]),
-                      bool(e["feedback"])) for e in spec["edges"]]
-        model = model_class()(nodes, links, seed=int(spec["model"]["seed"]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise ArtifactError(f"{spec_path}: the graph cannot be rebuilt: {error}.") from None
+        model = _assemble(spec, tensors, folder, strict)
+    except (ArtifactError, Warning):
+        raise
+    except Exception as error:  # a spec that passed the checks but does not make a model
+        raise ArtifactError(
+            f"{folder / SPEC_FILE}: the model cannot be rebuilt from it "
+            f"({type(error).__name__}: {error}).") from None
+    model.eval()
+    return model
+
+
+def _assemble(spec: dict[str, Any], tensors: dict[str, torch.Tensor], folder: Path,
+              strict: bool):
+    spec_path = folder / SPEC_FILE
+    nodes = [_construct(entry, tensors, spec_path) for entry in spec["nodes"]]
+    by_saved = dict(zip([entry["name"] for entry in spec["nodes"]], nodes, strict=True))
+    links = [Link(by_saved[e["source"]], by_saved[e["target"]], int(e["delay"]),
+                  bool(e["feedback"])) for e in spec["edges"]]
+    model = model_class()(nodes, links, seed=int(spec["model"]["seed"]))
     # Artifacts of earlier releases named unnamed nodes by a process-wide counter
     # ("Scaffold-17"); names now follow the structure, so map old names to new ones.
     renamed = {old: model.name_of(node) for old, node in by_saved.items()}
@@ -365,9 +488,7 @@ def load(path: str | os.PathLike, *, strict: bool = True):
         warnings.simplefilter("ignore", RankCappedWarning)  # it was shown at training time
         for entry, node in zip(spec["nodes"], nodes, strict=True):
             _rebuild(entry, node, spec_path, strict)
-    _load_tensors(model, _renamed(tensors, renamed),
-                  folder / spec["tensors"].get("file", TENSOR_FILE))
-    model.eval()
+    _load_tensors(model, _renamed(tensors, renamed), folder / TENSOR_FILE)
     return model
 
 
@@ -431,17 +552,28 @@ def _load_tensors(model, tensors: dict[str, torch.Tensor], tensor_path: Path) ->
     model.load_state_dict(tensors, strict=True)
 
 
-def load_state_into(model, path: str | os.PathLike) -> None:
+def load_state_into(model, path: str | os.PathLike, *, key: bytes | str | None = None) -> None:
     """Load an artifact's trained tensors into an existing, built model of the same spec.
+
+    Parameters
+    ----------
+    model : Model
+    path : str or Path
+        The artifact directory.
+    key : bytes or str, optional
+        Require a signature under this key, as :func:`load` does.
 
     Raises
     ------
     ArtifactError
         The artifact's nodes are not the model's (naming the node that is missing),
-        or a frozen tensor does not match.
+        a frozen tensor does not match, or (with ``key``) the signature is
+        missing or does not match.
     """
-    folder = Path(path)
+    folder = _folder(path, "load_state_into", key=key)
     spec = read_spec(folder)
+    if key is not None:
+        _verify_signature(folder, spec, key)
     tensors = _read_tensors(folder, spec)
     names = [entry["name"] for entry in spec["nodes"]]
     for name in names:

@@ -10,7 +10,9 @@ the history on ``model.history_``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,16 @@ import torch
 from torch import Tensor
 
 from deepreservoir.composition import register_model_class
-from deepreservoir.data import as_batch, as_step
+from deepreservoir.constraints import (
+    AnyOf,
+    Constraint,
+    Interval,
+    OneOf,
+    Predicate,
+    Seed,
+    validate_params,
+)
+from deepreservoir.data import as_batch, as_step, check_finite
 from deepreservoir.errors import DataError, GraphError, ParameterError
 from deepreservoir.executor import (
     RunState,
@@ -37,12 +48,43 @@ from deepreservoir.executor import (
 )
 from deepreservoir.generation import free_run, generate
 from deepreservoir.graph import Graph
+from deepreservoir.io import KEY, PATH
 from deepreservoir.kinds import ClosedForm, Scaffolded
 from deepreservoir.lora import LowRankAdapter
 from deepreservoir.nodes.base import Node
 from deepreservoir.threads import thread_scope
 
-__all__ = ["Model"]
+__all__ = ["KEYWORDS", "Model"]
+
+_BOOL = Predicate(lambda value: isinstance(value, bool), "a bool (True or False)")
+
+#: The keywords of the public methods of :class:`Model` (and of the single-node
+#: conveniences of :class:`~deepreservoir.nodes.base.Node`, which delegate to
+#: them), by method: one table, checked by :func:`check_keywords` before any work.
+#: ``fit`` has its own table by training path (:mod:`deepreservoir.training.options`).
+KEYWORDS: dict[str, dict[str, Constraint]] = {
+    "run": {"reset": _BOOL, "iters": AnyOf((None, Interval(int, 1, None)))},
+    "states": {"reset": _BOOL, "inputs": _BOOL},
+    "generate": {"n": Interval(int, 1, None), "reset": _BOOL},
+    "partial_fit": {"warmup": Interval(int, 0, None), "reset": _BOOL,
+                    "feedback": OneOf(("prediction", "target")),
+                    "learners": OneOf(("per_series", "shared"))},
+    "save": {"path": PATH, "overwrite": _BOOL, "key": AnyOf((None, KEY))},
+    "footprint": {"path": AnyOf((None, PATH))},
+    "reseed": {"seed": AnyOf((None, Seed()))},
+    "resample": {"generation": AnyOf((None, Interval(int, 0, None)))},
+}
+
+
+def check_keywords(method: str, **values: Any) -> None:
+    """Check the keywords of ``Model.<method>`` against :data:`KEYWORDS`.
+
+    Raises
+    ------
+    ParameterError
+        ``The 'NAME' parameter of METHOD must be DESCRIPTION. Got VALUE.``
+    """
+    validate_params(method, values, KEYWORDS[method])
 
 
 @register_model_class
@@ -141,7 +183,7 @@ class Model(Graph):
         The output in the input's layout and type; a dict by node name when the
         model has several outputs.
         """
-        _check_bool(reset, "reset", "run")
+        check_keywords("run", reset=reset, iters=iters)
         if X is None or iters is not None:
             if X is not None:
                 raise DataError("run() takes data X or iters=, not both.")
@@ -193,8 +235,7 @@ class Model(Graph):
         >>> {name: out.shape for name, out in model.states(np.ones((4, 2))).items()}
         {'res': (4, 10), 'act': (4, 10)}
         """
-        _check_bool(reset, "reset", "states")
-        _check_bool(inputs, "inputs", "states")
+        check_keywords("states", reset=reset, inputs=inputs)
         wanted = self._wanted_nodes(nodes)
         only = None
         if nodes is not None:
@@ -297,6 +338,7 @@ class Model(Graph):
         a dict by node name.
         """
         if isinstance(x, Tensor) and x.ndim in (2, 3) and x.is_floating_point():
+            check_finite(x, "x")  # as as_batch does on the other paths
             outputs = self._from_zero(x if x.ndim == 3 else x.unsqueeze(0), None)
             result = {n: v if x.ndim == 3 else v[0] for n, v in outputs.items()}
             return next(iter(result.values())) if len(result) == 1 else result
@@ -317,6 +359,12 @@ class Model(Graph):
         inputs = plan_of(self).inputs
         if not all(node.built for node in self.nodes.values()):
             build_graph(self, {n: int(values.shape[-1]) for n in inputs}, {})
+        for name in inputs:
+            expected = external_features(self, name)
+            if expected is not None and int(values.shape[-1]) != expected:
+                raise DataError(
+                    f"The 'x' argument of forward must have {expected} features (last axis) "
+                    f"for input node '{name}'. Got {int(values.shape[-1])}.")
         require_fitted(self)
         dtype, device = model_dtype_device(self)
         values = values.to(dtype=dtype, device=device)  # a no-op when they already match
@@ -336,7 +384,7 @@ class Model(Graph):
         -------
         ``(n, O)`` for one series, ``(B, n, O)`` for B, in the type of the data.
         """
-        _check_bool(reset, "reset", "generate")
+        check_keywords("generate", n=n, reset=reset)
         return generate(self, n, warmup=warmup, start=start, reset=reset)
 
     # -------------------------------------------------------------- training
@@ -398,29 +446,56 @@ class Model(Graph):
         from deepreservoir.training.fitting import training_path
         from deepreservoir.training.online import partial_fit_online
 
-        _check_bool(reset, "reset", "partial_fit")
+        check_keywords("partial_fit", warmup=warmup, reset=reset, feedback=feedback,
+                       learners=learners)
         path, deciders = training_path(self)
         if path != "online":
             raise GraphError(
                 f"partial_fit() continues online learning, but this model trains by its "
                 f"{path.replace('_', ' ')} path ({deciders}); use fit().")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ParameterError(f"The 'warmup' parameter of partial_fit must be an int >= 0. "
-                                 f"Got {warmup!r}.")
         return partial_fit_online(self, X, Y, warmup=warmup, reset=reset, feedback=feedback,
                                   learners=learners)
 
     # ------------------------------------------------------ LottaLoRA helpers
-    def save(self, path: Any, *, overwrite: bool = True) -> Any:
-        """Save the model as a JSON spec plus safetensors; see :func:`deepreservoir.io.save`."""
+    def save(self, path: Any, *, overwrite: bool = True, key: Any = None) -> Any:
+        """Save the model as a JSON spec plus safetensors; see :func:`deepreservoir.io.save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The artifact directory (conventionally ending in ``.dr``).
+        overwrite : bool
+            Replace an existing artifact at ``path``.
+        key : bytes or str, optional
+            Sign the artifact with this key (HMAC-SHA256), so that
+            ``dr.load(path, key=key)`` refuses any edit; see docs/artifacts.md.
+
+        Returns
+        -------
+        Path
+            The artifact directory.
+        """
         from deepreservoir.io import save
 
-        return save(self, path, overwrite=overwrite)
+        check_keywords("save", path=path, overwrite=overwrite, key=key)
+        return save(self, path, overwrite=overwrite, key=key)
 
     def footprint(self, path: Any = None):
-        """Trainable, frozen and stored counts; see :func:`deepreservoir.footprint.footprint`."""
+        """Trainable, frozen and stored counts; see :func:`deepreservoir.footprint.footprint`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            A saved artifact of this model (it must exist): its size on disk
+            replaces the estimate of the stored bytes.
+        """
         from deepreservoir.footprint import footprint
 
+        check_keywords("footprint", path=path)
+        if path is not None and not Path(path).exists():
+            raise ParameterError(
+                f"The 'path' parameter of footprint must be a saved artifact or None. Got "
+                f"{os.fspath(path)!r}, which does not exist.")
         return footprint(self, path)
 
     def _scaffolds(self) -> list:
@@ -431,12 +506,14 @@ class Model(Graph):
 
         Adapters, gates and heads are kept; see :meth:`deepreservoir.Scaffold.reseed`.
         """
+        check_keywords("reseed", seed=seed)
         for node in self._scaffolds():
             node.reseed(seed)
         return self
 
     def resample(self, generation: int | None = None) -> Model:
         """Draw scaffold generation ``generation`` in every scaffold (default: the next)."""
+        check_keywords("resample", generation=generation)
         for node in self._scaffolds():
             node.resample(generation)
         return self
@@ -475,9 +552,3 @@ class Model(Graph):
         """The LoRA α convention of every adapted node, e.g. ``{"layer0": "α/r = 8/8 = 1"}``."""
         return {name: node.alpha_convention() for name, node in self.nodes.items()
                 if isinstance(node, LowRankAdapter)}
-
-
-def _check_bool(value: Any, name: str, method: str) -> None:
-    if not isinstance(value, bool):
-        raise ParameterError(f"The '{name}' parameter of {method} must be a bool. "
-                             f"Got {value!r}.")

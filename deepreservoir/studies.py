@@ -88,11 +88,16 @@ def find_studies_dir(studies_dir: str | os.PathLike | None = None) -> Path:
     if studies_dir is not None:
         path = candidates[0][1]
         if not path.is_dir():
-            raise DataError(f"The studies folder {str(path)!r} (--studies-dir) does not exist.")
+            what = "is a file" if path.exists() else "does not exist"
+            raise DataError(f"The studies folder {str(path)!r} (--studies-dir) {what}; "
+                            f"expected a folder.")
         return path
-    for _, path in candidates:
+    for label, path in candidates:
         if path.is_dir():
             return path
+        if label == f"${ENV_VARIABLE}" and path.exists():
+            raise DataError(f"${ENV_VARIABLE} points to {str(path)!r}, which is a file; "
+                            f"expected a folder of studies.")
     tried = ", ".join(f"{label} ({path})" for label, path in candidates)
     raise DataError(
         f"No studies folder found; tried {tried}. Pass --studies-dir or set {ENV_VARIABLE}.")

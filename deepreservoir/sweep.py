@@ -16,10 +16,10 @@ into one Dataset with dimensions ``(preset, family, rank, seed)``.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import glob
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from deepreservoir.errors import DataError, ParameterError
+from deepreservoir._processes import FolderLock, remove_stale_temps, run_in_workers, write_atomic
+from deepreservoir.errors import DataError, ParameterError, TrainingError
 from deepreservoir.training.trainer import gate_values
 
 __all__ = [
@@ -338,7 +339,7 @@ def load_config(path: str | os.PathLike) -> SweepConfig:
     Raises
     ------
     DataError
-        The file is missing, is not valid TOML, or has an unknown or bad key.
+        The file is missing, is a directory, is not valid TOML, or has an unknown or bad key.
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -346,11 +347,16 @@ def load_config(path: str | os.PathLike) -> SweepConfig:
         import tomli as tomllib
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"The sweep config {str(path)!r} does not exist.")
+        what = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
+                else "does not exist")
+        raise DataError(f"The sweep config {str(path)!r} {what}; expected a TOML file.")
     try:
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"The sweep config {str(path)!r} is not valid TOML: {error}.") from None
+    except OSError as error:
+        raise DataError(f"The sweep config {str(path)!r} could not be read "
+                        f"({error.strerror or error}); expected a readable TOML file.") from None
     return parse_config(document, where=str(path))
 
 
@@ -375,21 +381,6 @@ def _cell_dataset(cell: tuple[str, str, int, int], metrics: dict[str, Any], fing
                              "config_fingerprint": fingerprint})
 
 
-def _write_atomic(ds, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    ds.to_netcdf(tmp)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _ignore_interrupts() -> None:
-    """Worker initializer: Ctrl-C is handled by the parent, which stops the workers."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 #: Data sets already loaded in this process (mnist1d takes seconds to generate).
 _DATA_CACHE: dict[tuple[str, int | None], dict[str, np.ndarray]] = {}
 
@@ -408,7 +399,7 @@ def _run_cell(config: SweepConfig, cell: tuple[str, str, int, int], folder: str,
     _, metrics = train_classifier(data, preset=preset, rank=rank, family=family, seed=seed,
                                   full=family == "full", config=config.train)
     path = Path(folder) / _cell_name(cell)
-    _write_atomic(_cell_dataset(cell, metrics, config.fingerprint()), path)
+    write_atomic(path, _cell_dataset(cell, metrics, config.fingerprint()).to_netcdf)
     return str(path)
 
 
@@ -471,16 +462,17 @@ def _check_sidecar(folder: Path, config: SweepConfig) -> None:
     payload = {"fingerprint": config.fingerprint(), "dataset": config.dataset,
                "num_samples": config.num_samples, "train": asdict(config.train)}
     if stamp.is_file():
-        previous = json.loads(stamp.read_text())
+        try:
+            previous = json.loads(stamp.read_text())
+        except ValueError:
+            raise DataError(f"{str(stamp)!r} is not valid JSON; expected the stamp a sweep "
+                            f"writes: use another --out or delete that folder.") from None
         if previous.get("fingerprint") != config.fingerprint():
             raise DataError(
                 f"The cells in {str(folder)!r} were computed with different data or training "
                 f"options ({previous.get('train')}); use another --out or delete that folder.")
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".config.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, stamp)
+    write_atomic(stamp, lambda tmp: tmp.write_text(json.dumps(payload, indent=1)))
 
 
 def sidecar_folder(out: Path) -> Path:
@@ -509,25 +501,63 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
     -------
     (xarray.Dataset, dict)
         The merged Dataset and ``{"done_before": n, "trained": n, "total": n}``.
-    """
-    from tqdm.auto import tqdm
 
+    Raises
+    ------
+    ParameterError
+        A bad ``workers`` or ``out``, or another live sweep writes ``<out>.cells/``
+        (its lock file ``sweep.lock`` names the pid; a lock whose process is gone
+        is taken over, with a message on stderr).
+    TrainingError
+        A worker process died (killed, out of memory); finished cells are kept.
+
+    Notes
+    -----
+    Workers die with this process, even when it is killed by SIGKILL. At start-up
+    only the temporary files whose writer is gone are removed.
+    """
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ParameterError(f"The 'workers' parameter of run_sweep must be an int >= 1. "
                              f"Got {workers!r}.")
     out = Path(out)
     if out.suffix != ".nc":
         raise ParameterError(f"The 'out' parameter of run_sweep must end in .nc. Got {str(out)!r}.")
-    out.parent.mkdir(parents=True, exist_ok=True)
     folder = sidecar_folder(out)
-    _check_sidecar(folder, config)
-    for stale in folder.glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+    for path, expected in ((out, "a netCDF file"), (folder, "a folder of cells")):
+        if path.exists() and path.is_dir() != (path is folder):
+            what = "a directory" if path.is_dir() else "a file"
+            raise ParameterError(f"The 'out' parameter of run_sweep: {str(path)!r} is {what}; "
+                                 f"expected {expected} or nothing there.")
+    lock = FolderLock(folder, what="The 'out' parameter of run_sweep (--out)",
+                      hint="wait for that sweep to end or choose another --out").acquire()
+    try:
+        if lock.took_over is not None:
+            print(f"deepreservoir sweep: {lock.took_over}", file=sys.stderr)
+        _check_sidecar(folder, config)
+        remove_stale_temps(folder)
+        remove_stale_temps(out.parent, f".{glob.escape(out.name)}~*.tmp")
+        return _run_locked(config, out, folder, workers, threads_per_worker, progress, on_cell)
+    finally:
+        lock.release()
+
+
+def _run_locked(config: SweepConfig, out: Path, folder: Path, workers: int,
+                threads_per_worker: int, progress: bool, on_cell: Callable | None):
+    """:func:`run_sweep` once the cells' folder is locked."""
+    from tqdm.auto import tqdm
+
     cells = config.cells()
     todo = [c for c in cells if not (folder / _cell_name(c)).is_file()]
     stats = {"done_before": len(cells) - len(todo), "trained": 0, "total": len(cells)}
     bar = tqdm(total=len(cells), initial=stats["done_before"], desc="sweep cells",
                disable=not progress, unit="cell")
+
+    def finished(cell, _=None) -> None:
+        stats["trained"] += 1
+        bar.update(1)
+        if on_cell is not None:
+            on_cell(cell)
+
     try:
         if workers == 1:
             import torch
@@ -536,39 +566,25 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
             try:
                 for cell in todo:
                     _run_cell(config, cell, str(folder), threads_per_worker)
-                    stats["trained"] += 1
-                    bar.update(1)
-                    if on_cell is not None:
-                        on_cell(cell)
+                    finished(cell)
             finally:
                 torch.set_num_threads(threads)
         else:
-            context = multiprocessing.get_context("spawn")
-            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                          initializer=_ignore_interrupts)
+            # Workers die with this process, even by SIGKILL; on an exception or Ctrl-C the
+            # queue is dropped and the cells in flight stopped (finished ones are on disk,
+            # partial ones temporary files, removed by the next run).
+            jobs = [(config, cell, str(folder), threads_per_worker) for cell in todo]
             try:
-                futures = {pool.submit(_run_cell, config, cell, str(folder),
-                                       threads_per_worker): cell for cell in todo}
-                for future in cf.as_completed(futures):
-                    future.result()
-                    stats["trained"] += 1
-                    bar.update(1)
-                    if on_cell is not None:
-                        on_cell(futures[future])
-            except BaseException:
-                # Finished cells are already on disk; drop the queue and stop the cells in
-                # flight (their partial files are temporary and are removed on the next run).
-                # (shutdown() forgets the worker processes, so take them first).
-                workers_alive = list((getattr(pool, "_processes", None) or {}).values())
-                pool.shutdown(wait=False, cancel_futures=True)
-                for process in workers_alive:
-                    process.terminate()
-                raise
-            pool.shutdown(wait=True)
+                run_in_workers(_run_cell, jobs, workers=workers,
+                               on_result=lambda job, _: finished(job[1]))
+            except cf.process.BrokenProcessPool as error:
+                raise TrainingError(
+                    f"A sweep worker died unexpectedly ({error}; out of memory?). The "
+                    f"{stats['done_before'] + stats['trained']} finished cells are kept in "
+                    f"{str(folder)!r}; expected the workers to live to the end: rerun the same "
+                    f"command to resume.") from None
     finally:
         bar.close()
     merged = merge_cells(config, folder)
-    tmp = out.with_name(f".{out.name}.tmp")
-    merged.to_netcdf(tmp)
-    os.replace(tmp, out)
+    write_atomic(out, merged.to_netcdf)
     return merged, stats

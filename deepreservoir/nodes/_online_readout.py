@@ -131,8 +131,11 @@ class OnlineReadout(Node, Online):
                 for key in self._learner_keys()}
 
     def commit(self, learner_state: dict[str, Tensor]) -> None:
-        """Keep the learners' tensors as the node's (``L`` becomes their count)."""
-        self._set_tensors(learner_state)
+        """Keep the learners' tensors as the node's (``L`` becomes their count).
+
+        Keys starting with ``_`` are the learner's scratch space, not kept.
+        """
+        self._set_tensors({k: v for k, v in learner_state.items() if not k.startswith("_")})
 
     @staticmethod
     def _predict(W: Tensor, b: Tensor, x: Tensor) -> Tensor:

@@ -21,7 +21,14 @@ def _explicit(value: Any, label: str, owner: str, ndim: tuple[int, ...]) -> np.n
             f"The '{label}' parameter of {owner} must be None or an array. "
             f"Got {format_value(value)}.")
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
+        if value.is_complex():
+            value = value.detach().cpu().numpy()
+        else:
+            value = value.detach().cpu().double().numpy()
+    if np.iscomplexobj(value):
+        raise ParameterError(
+            f"The '{label}' parameter of {owner} must hold real numbers. Got complex values "
+            f"({format_value(value)}).")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

@@ -10,6 +10,7 @@ naming the parameter, the value and what to write instead.
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -22,9 +23,13 @@ from deepreservoir.families import Family
 
 __all__ = [
     "DEFAULT_UNITS",
+    "TINY_LEAK",
+    "TinyLeakWarning",
     "activation_name",
     "bias_number",
+    "check_finite_array",
     "check_input_scales",
+    "check_leak",
     "check_w_shape",
     "dense_explicit",
     "input_scales",
@@ -76,6 +81,41 @@ def dense_explicit(value: Any) -> Any:
     if isinstance(value, torch.Tensor) and value.layout != torch.strided:
         return value.to_dense()
     return value
+
+
+def check_finite_array(label: str, value: Any) -> None:
+    """Refuse an explicit ``W``, ``Win`` or ``bias`` array holding NaN or inf, or complex.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, the number of NaN and inf entries and the first one.
+    """
+    if not is_array_like(value):
+        return
+    if value.is_complex() if isinstance(value, torch.Tensor) else np.iscomplexobj(value):
+        raise ParameterError(
+            f"The '{label}' parameter of {_OWNER} must be an array of real numbers. Got "
+            f"{format_value(value)}: a complex matrix has no real counterpart to use; pass "
+            f"its real part explicitly if that is what you mean.")
+    try:
+        if isinstance(value, torch.Tensor):
+            array = value.detach().cpu().to(torch.float64).numpy()
+        else:
+            array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ParameterError(
+            f"The '{label}' parameter of {_OWNER} must be an array of real numbers. "
+            f"Got {format_value(value)}.") from None
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return
+    nan = int(np.isnan(array).sum())
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise ParameterError(
+        f"The '{label}' parameter of {_OWNER} must hold finite values only. Got an array of "
+        f"shape {array.shape} with {nan} NaN and {int(bad.sum()) - nan} inf entries (of "
+        f"{array.size}), the first at index {first}.")
 
 
 def refuse_callable_weight(label: str, value: Any) -> None:
@@ -182,6 +222,69 @@ def leak_rates(lr: Any, units: int) -> np.ndarray | None:
             f"unit)."
         )
     return rates
+
+
+#: Leak rates below this warn (:class:`TinyLeakWarning`): a memory of 10⁴ steps or more.
+TINY_LEAK = 1e-4
+
+
+class TinyLeakWarning(UserWarning):
+    """A leak rate below :data:`TINY_LEAK`: the states barely move from their start.
+
+    A state then follows ``x' ≈ x + lr·f(...)``: over a series shorter than
+    ``1/lr`` steps it stays near zero and a readout sees little but its own bias.
+    """
+
+
+def check_leak(lr: float | np.ndarray, dtype: torch.dtype, *, warn: bool = True,
+               label: str = "lr") -> None:
+    """Refuse leak rates with no effect in ``dtype``; warn below :data:`TINY_LEAK`.
+
+    A rate is refused when ``1 − lr`` rounds to 1 in the node's dtype (float32:
+    lr ≤ 2⁻²⁵ ≈ 3e-8; float64: lr ≤ 2⁻⁵⁴ ≈ 5.6e-17). Then the update
+    ``(1 − lr)·x + lr·f(...)`` loses its leak, and a subnormal rate such as 5e-324
+    (0 once in float32) makes ``lr·f(...)`` vanish too: the state never leaves
+    its start, and the model degrades to its readout's bias without a sign. The
+    bound depends on the dtype because that is where the rounding happens; it is
+    checked at construction and again when the node is built (after ``.to()``).
+
+    Parameters
+    ----------
+    lr : float or ndarray (N,)
+    dtype : torch.dtype
+    warn : bool
+        Issue the :class:`TinyLeakWarning` (at construction, not again at build).
+    label : str
+        The parameter's name in messages.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, the value and the dtype's bound.
+    """
+    rates = np.atleast_1d(np.asarray(lr, dtype=np.float64))
+    inert = (torch.as_tensor(1.0 - rates, dtype=torch.float64).to(dtype) == 1.0).numpy()
+    if inert.any():
+        first = int(np.flatnonzero(inert)[0])
+        where = (f"{label}[{first}] = {float(rates[first])!r}" if np.ndim(lr)
+                 else repr(float(rates[0])))
+        wider = "" if dtype == torch.float64 else (
+            ", or dtype=torch.float64 for rates down to about 1e-16")
+        raise ParameterError(
+            f"The '{label}' parameter of {_OWNER} must be large enough for 1 - {label} to "
+            f"differ from 1 in {dtype} ({label} > {torch.finfo(dtype).eps / 4:.3g}). Got "
+            f"{where}: the leak then has no effect (x' = x + {label}·f(...)), the states "
+            f"barely move from their start, or not at all for a subnormal rate, and the model "
+            f"would return little but its readout's bias. Use {label} >= {TINY_LEAK:g} (a "
+            f"memory of about 1/{label} steps){wider}.")
+    if warn and float(rates.min()) < TINY_LEAK:
+        warnings.warn(
+            f"The '{label}' parameter of {_OWNER} has a leak rate of {float(rates.min())!r}, "
+            f"below "
+            f"{TINY_LEAK:g}: the states move by about {label}·f(...) per step and stay near "
+            f"their start over a series shorter than 1/{label} steps, so the model returns "
+            f"little but its readout's bias. Leak rates are usually in [0.01, 1].",
+            TinyLeakWarning, stacklevel=3)
 
 
 # ------------------------------------------------------------- input scaling

@@ -14,10 +14,12 @@ from deepreservoir.constraints import (
     Interval,
     Predicate,
     Seed,
+    all_finite,
+    check_supported_dtype,
     resolve_dtype,
     validate_params,
 )
-from deepreservoir.errors import GraphError, NotFittedError, format_value
+from deepreservoir.errors import GraphError, NotFittedError, ParameterError, format_value
 from deepreservoir.seeding import SeedKey
 
 __all__ = ["Node"]
@@ -57,7 +59,10 @@ class Node(torch.nn.Module):
         from its first parent's seed and its path in the graph.
     dtype : torch.dtype, numpy dtype or str
         Floating dtype of the node's tensors: ``torch.float64``, ``np.float64``
-        and ``"float64"`` are the same.
+        and ``"float64"`` are the same. float32 or float64, on every device
+        (:data:`~deepreservoir.constraints.SUPPORTED_DTYPES`): float16 and
+        bfloat16 are refused here, and a node converted to them (``.half()``,
+        ``.to(torch.bfloat16)``) is refused at its first run.
     """
 
     _constraints: ClassVar[dict[str, Constraint]] = {}
@@ -83,6 +88,7 @@ class Node(torch.nn.Module):
         validate_params(owner, {"input_dim": input_dim, "name": name, "seed": seed},
                         self._base_constraints)
         dtype = resolve_dtype(dtype, owner)
+        check_supported_dtype(dtype, owner)
         self.user_name = name
         self._graph_name: str | None = None
         self.seed = seed
@@ -151,10 +157,32 @@ class Node(torch.nn.Module):
     def _build(self, input_dim: int, target_dim: int | None) -> None:
         """Create tensors; subclasses override."""
 
-    def _new_tensor(self, array: Any) -> Tensor:
-        """A tensor of the node's dtype on its device from a float64 array."""
-        return torch.as_tensor(array, dtype=torch.float64).to(device=self.device,
-                                                              dtype=self.dtype)
+    def _new_tensor(self, array: Any, label: str | None = None, hint: str = "") -> Tensor:
+        """A tensor of the node's dtype on its device from a float64 array.
+
+        Raises
+        ------
+        ParameterError
+            When the tensor holds NaN or inf (in the node's dtype, so a value
+            that overflows it counts), naming the node, ``label`` (what the tensor
+            is, e.g. ``"recurrent matrix W"``), the number of bad entries, and
+            ``hint`` (what to change).
+        """
+        tensor = torch.as_tensor(array, dtype=torch.float64).to(device=self.device,
+                                                                dtype=self.dtype)
+        if not all_finite(tensor):
+            bad = int((~torch.isfinite(tensor)).sum())
+            what = label or f"tensor of shape {tuple(tensor.shape)}"
+            raise ParameterError(
+                f"{type(self).__name__} '{self.name}' cannot be built: its {what} has {bad} "
+                f"non-finite entries (NaN or inf) of {tensor.numel()} in {self.dtype} (largest "
+                f"finite value {torch.finfo(self.dtype).max:.3g}).{hint}")
+        return tensor
+
+    def nonfinite_hint(self) -> str:
+        """What to change when the node's output turns NaN or inf (ends with a space)."""
+        return (f"Its values grew past the largest {self.dtype} "
+                f"({torch.finfo(self.dtype).max:.3g}), or came from NaN or inf weights. ")
 
     def _require_built(self) -> None:
         if not self.built:

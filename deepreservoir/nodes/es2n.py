@@ -154,6 +154,7 @@ class ES2N(Reservoir):
     True
     """
 
+    _leak_parameter: ClassVar[str] = "proximity"
     _constraints: ClassVar[dict] = {
         **{k: v for k, v in Reservoir._constraints.items()
            if k not in ("lr", "r", "alpha", "rslora")},
@@ -182,6 +183,9 @@ class ES2N(Reservoir):
         self._validate({"O": O} if isinstance(beta, np.ndarray) else {"O": O, "proximity": beta})
         if isinstance(O, (str, dict)):
             get_family(O, "O")
+        if is_array_like(O):
+            with errors_named_for(owner):
+                S.check_finite_array("O", O)
         if is_array_like(O) and tuple(np.shape(O)) != (size, size):
             raise ParameterError(
                 f"The 'O' parameter of {owner} must have shape ({size}, {size}) for "

@@ -108,8 +108,16 @@ class LowRankNode(Node, LowRankAdapter, Scaffolded, GradientTrained, Gated, Weig
         self.W_fingerprint_ = fingerprint(raw)
         return raw
 
+    def _scaffold_tensor(self, W: np.ndarray) -> Tensor:
+        """The drawn scaffold in the node's dtype, refused when not finite."""
+        return self._new_tensor(W, "frozen scaffold W_seed",
+                                f" Its family {family_to_json(self.family)!r} drew values too "
+                                f"large for {self.dtype}: lower its scale, or use "
+                                f"dtype=torch.float64.")
+
     def _regenerate_frozen(self) -> Tensor:
-        return self._new_tensor(self._draw_scaffold(int(self.input_dim), int(self.output_dim)))
+        return self._scaffold_tensor(self._draw_scaffold(int(self.input_dim),
+                                                         int(self.output_dim)))
 
     def frozen_tensors(self) -> dict[str, Tensor]:
         """The scaffold ``W_`` (and a seeded bias), as regenerated from the seed."""
@@ -122,7 +130,8 @@ class LowRankNode(Node, LowRankAdapter, Scaffolded, GradientTrained, Gated, Weig
 
     def _build_lora(self, d_in: int, d_out: int) -> None:
         W = self._draw_scaffold(d_in, d_out)
-        self.register_buffer("W_", None if W is None else self._new_tensor(W), persistent=False)
+        self.register_buffer("W_", None if W is None else self._scaffold_tensor(W),
+                             persistent=False)
         self._build_adapter(self.seed_key_, d_in, d_out, dtype=self.dtype, device=self.device,
                             owner=f"{type(self).__name__} '{self.name}'")
 
@@ -187,7 +196,7 @@ class LowRankNode(Node, LowRankAdapter, Scaffolded, GradientTrained, Gated, Weig
         W = self._draw_scaffold(int(self.input_dim), int(self.output_dim))
         if W is not None:
             with torch.no_grad():
-                self.W_.copy_(self._new_tensor(W))
+                self.W_.copy_(self._scaffold_tensor(W))
 
     def resample(self, generation: int | None = None) -> None:
         """Draw a new frozen scaffold (role ``W@g``); adapters and β are kept.

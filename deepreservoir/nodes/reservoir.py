@@ -22,12 +22,12 @@ from deepreservoir.kinds import (
 )
 from deepreservoir.lora import LowRankAdapter
 from deepreservoir.nodes import _reservoir_specs as S
-from deepreservoir.nodes._reservoir_specs import DEFAULT_UNITS
+from deepreservoir.nodes._reservoir_specs import DEFAULT_UNITS, TINY_LEAK, TinyLeakWarning
 from deepreservoir.nodes.base import Node
 from deepreservoir.seeding import fingerprint
 from deepreservoir.spectral import spectral_norm, spectral_radius
 
-__all__ = ["DEFAULT_UNITS", "Reservoir"]
+__all__ = ["DEFAULT_UNITS", "TINY_LEAK", "Reservoir", "TinyLeakWarning"]
 
 # Below these densities of W a CPU reservoir steps with an int32 CSR matrix, above
 # them with the dense one. Measured with benchmarks/bench_step_kernels.py (N = 1000,
@@ -77,9 +77,17 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
     lr : float in (0, 1], or array of shape (N,) with values in (0, 1]
         Leak rate; an array gives each unit its own rate (as in reservoirpy).
         It is stored with the model and follows the node's dtype and device.
+        A rate below ``TINY_LEAK`` = 1e-4 issues a :class:`TinyLeakWarning` (the
+        states barely move over a series shorter than ``1/lr`` steps); a rate
+        for which ``1 − lr`` rounds to 1 in the node's dtype (float32:
+        lr ≤ 2⁻²⁵ ≈ 3e-8, e.g. 1e-12; float64: lr ≤ 2⁻⁵⁴ ≈ 5.6e-17, e.g. 5e-324)
+        is refused, at construction and again at build: the leak would have no
+        effect and the model would return little but its readout's bias.
     sr : float or None
         Scale target of W for the ``scaling`` rule; ``None`` keeps the family's scale.
-        Default 0.9 (reservoirpy: 1.0).
+        Default 0.9 (reservoirpy: 1.0). Above the dtype's largest value it is
+        refused, and a scaled W with an entry that overflows the dtype is refused
+        at build.
     scaling : {"spectral_radius", "spectral_norm", "fan_in"} or None
         How W reaches ``sr``. ``"spectral_radius"``: exactly ρ(W) = sr, by an
         eigensolver. ``"spectral_norm"``: exactly σ_max(W) = sr, by an SVD.
@@ -96,6 +104,7 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
     W, Win : str, Family, dict, array or scipy.sparse matrix
         Weight family (``"normal"``, ``Cauchy(scale=.2)``, ``{"name": ...}``) or
         explicit matrix, (N, N) and (N, F). A sparse matrix is stored densified.
+        An explicit array (and an explicit ``bias``) holding NaN or inf is refused.
         Initialiser functions (reservoirpy's ``mat_gen.normal``) are refused:
         pass the matrix they return, or a family name.
     bias : str, Family, dict, array of shape (N,), or float
@@ -124,7 +133,15 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
     name : str, optional
     input_dim : int, optional
     dtype : torch.dtype
-        Default ``torch.float32``.
+        ``torch.float32`` (default) or ``torch.float64``, on every device; float16
+        and bfloat16 are refused (see :data:`~deepreservoir.constraints.SUPPORTED_DTYPES`).
+
+    Notes
+    -----
+    Running never returns NaN or inf silently: a state that overflows (e.g.
+    ``activation="identity"`` with ``sr`` > 1) raises a
+    :class:`~deepreservoir.errors.DataError` naming the node and the first
+    non-finite step; ``deepreservoir.finite_check(False)`` turns the check off.
 
     Examples
     --------
@@ -142,6 +159,8 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
     """
 
     recurrent: ClassVar[bool] = True
+    #: The name of the leak rate in messages (subclasses name it otherwise).
+    _leak_parameter: ClassVar[str] = "lr"
     _constraints: ClassVar[dict] = {
         "units": Interval(int, 1, None),
         "sr": AnyOf((None, Interval(float, 0, None, closed="neither"))),
@@ -198,6 +217,13 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
         for label, spec in (("W", W), ("Win", Win), ("bias", bias)):
             if isinstance(spec, (str, dict)):
                 get_family(spec, label)  # fail at construction, not at first data
+            S.check_finite_array(label, spec)
+        largest = torch.finfo(self.dtype).max
+        if sr is not None and not is_array_like(W) and float(sr) > largest:
+            raise ParameterError(
+                f"The 'sr' parameter of Reservoir must be at most the largest {self.dtype} "
+                f"({largest:.3g}): W scaled to it would not be finite. Got {sr!r}.")
+        S.check_leak(lr if rates is None else rates, self.dtype, label=self._leak_parameter)
         if is_array_like(W):
             S.check_w_shape(W, units, units_given)
         if is_array_like(Win):
@@ -306,9 +332,19 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
         else:
             bias = self.bias_scaling * make_weight(self.bias, self.seed_key_, "bias", (n,),
                                                    fan_in=1, fan_out=n)
-        self.register_buffer("W_", self._new_tensor(W), persistent=False)
-        self.register_buffer("Win_", self._new_tensor(Win), persistent=False)
-        self.register_buffer("bias_", self._new_tensor(bias), persistent=False)
+        S.check_leak(self.lr, self.dtype, warn=False, label=self._leak_parameter)  # after .to()
+        self.register_buffer("W_", self._new_tensor(W, "recurrent matrix W", self._w_hint()),
+                             persistent=False)
+        def hint(spec: Any, scale: str) -> str:
+            lower = "its explicit values" if is_array_like(spec) else scale
+            return f" Lower {lower}, or use dtype=torch.float64."
+
+        self.register_buffer("Win_", self._new_tensor(Win, "input matrix Win",
+                                                      hint(self.Win, "input_scaling")),
+                             persistent=False)
+        self.register_buffer("bias_", self._new_tensor(bias, "bias",
+                                                       hint(self.bias, "bias_scaling")),
+                             persistent=False)
         if isinstance(self.lr, np.ndarray):  # per-unit leak rates follow dtype and device
             self.register_buffer("lr_", self._new_tensor(self.lr), persistent=False)
         if self.r > 0:
@@ -317,9 +353,28 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
         else:
             self.A_ = self.B_ = self.beta_ = None
 
+    def _w_hint(self) -> str:
+        if is_array_like(self.W):
+            return " Lower its explicit values, or use dtype=torch.float64."
+        if self.W_scale_ is None:
+            return " Its family drew values too large: lower its scale."
+        return (f" W was scaled by {self.W_scale_:.3g} to sr={self.sr:g}: lower sr, or use "
+                f"dtype=torch.float64.")
+
+    def nonfinite_hint(self) -> str:
+        """Why a reservoir's states turn NaN or inf, and what to change."""
+        largest = f"{torch.finfo(self.dtype).max:.3g}"
+        if self.activation in ("identity", "relu") and (self.sr is None or self.sr > 1):
+            return (f"With the unbounded activation '{self.activation}' the states grow "
+                    f"without limit when W amplifies them (sr={self.sr}), until they pass the "
+                    f"largest {self.dtype} ({largest}): lower sr below 1, use "
+                    f"activation='tanh', or scale the input down. ")
+        return (f"{super().nonfinite_hint()}Scale its input down or lower input_scaling "
+                f"({S.spec_to_json(self.input_scaling)}). ")
+
     # ------------------------------------------------------------------- kinds
     def _regenerate_frozen(self) -> Tensor:
-        return self._new_tensor(self._recurrent_weight())
+        return self._new_tensor(self._recurrent_weight(), "recurrent matrix W", self._w_hint())
 
     def frozen_tensors(self) -> dict[str, Tensor]:
         """``W_`` (as drawn and scaled, even while an adapter is merged in), ``Win_``,

@@ -136,7 +136,8 @@ class Ridge(Node, ClosedForm):
                 f"(check warmup and data lengths).")
         s = statistics.sums
         weights, bias = F.ridge_solve(s["xtx"], s["xty"], s["x_sum"], s["y_sum"],
-                                      statistics.count, self.ridge, self.fit_bias)
+                                      statistics.count, self.ridge, self.fit_bias,
+                                      name=f"Ridge '{self.name}'")
         with torch.no_grad():
             self.Wout_.copy_(weights.to(self.dtype))
             self.bias_.copy_(bias.to(self.dtype))

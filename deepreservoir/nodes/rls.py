@@ -94,11 +94,24 @@ class RLS(OnlineReadout):
         P, count = learner_state["P_"], learner_state["count_"]
         forgetting = self.forgetting
         Px = torch.bmm(P, x.unsqueeze(-1)).squeeze(-1)
-        gain = forgetting + (x * Px).sum(-1)
-        P_next = (P - Px.unsqueeze(-1) * Px.unsqueeze(-2) / gain[:, None, None]) / forgetting
+        u = Px / (forgetting + (x * Px).sum(-1, keepdim=True)).sqrt()
+        # P - Px·Pxᵀ/gain as one rank-one update u·uᵀ: one new (B, F, F) tensor per
+        # step, exactly symmetric (entry (i, j) and (j, i) are the same products)
+        spare = learner_state.get("_spare")
+        if spare is None or spare.shape != P.shape or spare.dtype != P.dtype:
+            spare = torch.empty_like(P)
+        # written into the spare buffer, and this P becomes the next step's spare: no
+        # (B, F, F) allocation per step (at B = 32, F = 300 each would be 23 MB, fresh
+        # pages from the system every step)
+        P_next = torch.addcmul(P, u.unsqueeze(-1), u.unsqueeze(-2), value=-1, out=spare)
+        gain_x = Px - u * (u * x).sum(-1, keepdim=True)          # P_next·x, without a bmm
+        if forgetting != 1.0:
+            P_next.div_(forgetting)
+            gain_x = gain_x / forgetting
         count_next = forgetting * count + 1
         error = self._predict(W, b, x) - y_target
-        W_next = W - error.unsqueeze(-1) * torch.bmm(P_next, x.unsqueeze(-1)).transpose(1, 2)
+        W_next = torch.baddbmm(W, error.unsqueeze(-1), gain_x.unsqueeze(-2), alpha=-1)
         b_next = (count_next[:, None] * b - error) / count_next[:, None] if self.fit_bias else b
         output = self._predict(W_next, b, x)
-        return output, {"Wout_": W_next, "bias_": b_next, "P_": P_next, "count_": count_next}
+        return output, {"Wout_": W_next, "bias_": b_next, "P_": P_next, "count_": count_next,
+                        "_spare": P}

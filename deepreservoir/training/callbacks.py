@@ -249,6 +249,9 @@ class SeedGatedLabels(Callback):
     Parameters
     ----------
     seed_labels : dict {seed: labels}
+        Every label of the training and validation targets must belong to a
+        seed (:func:`~deepreservoir.training.samples.label_groups` refuses the
+        others rather than leave their samples out).
     """
 
     def __init__(self, seed_labels: Mapping[int, Iterable[int]]) -> None:
@@ -267,10 +270,15 @@ class SeedGatedLabels(Callback):
 
     def validate(self, trainer, data):
         outputs, targets = [], []
-        for group, index in label_groups(data, self.seed_labels):
-            trainer.model.reseed(group)
-            out, tgt = trainer.predict_rows(data.subset(index))
-            outputs.append(out)
-            targets.append(tgt)
-        trainer.model.reseed(None)
+        try:
+            for group, index in label_groups(data, self.seed_labels, "validation_data[1]"):
+                trainer.model.reseed(group)
+                out, tgt = trainer.predict_rows(data.subset(index))
+                outputs.append(out)
+                targets.append(tgt)
+        finally:
+            trainer.model.reseed(None)
         return trainer.score(torch.cat(outputs), torch.cat(targets))
+
+    def on_fit_end(self, trainer):
+        trainer.model.reseed(None)  # also when a batch of one seed failed

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from deepreservoir.constraints import all_finite
 from deepreservoir.data import Targets, as_targets
 from deepreservoir.errors import DataError, NotFittedError
 from deepreservoir.executor import (
@@ -56,7 +57,8 @@ def targets_by_node(model, Y: Any, trained: list[str], reference, dtype,
             raise DataError(
                 f"The model has several trained nodes {trained}; pass Y as a dict by name.")
         items = {trained[0]: (Y, "Y")}
-    return {name: as_targets(value, reference, name=label, dtype=dtype, device=device)
+    return {name: as_targets(value, reference, name=label, dtype=dtype, device=device,
+                             time_structure=model.has_time_structure())
             for name, (value, label) in items.items()}
 
 
@@ -130,7 +132,8 @@ def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = Tru
                                     else torch.zeros(reference.batch_size, stop - start,
                                                      int(node.output_dim), dtype=dtype,
                                                      device=device))
-                _, state, inputs = execute(model, external, lengths, state, forced, set(trained))
+                _, state, inputs = execute(model, external, lengths, state, forced, set(trained),
+                                           offset=start)
                 for name, target in targets.items():
                     x, y = _rows(inputs[name], target, start, stop, warmup, last)
                     if x.shape[0]:
@@ -148,11 +151,25 @@ def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = Tru
             raise NotFittedError(
                 f"{type(node).__name__} '{name}' cannot be fitted: it received no training "
                 f"steps (check warmup, data lengths and NaN targets).")
+        _check_statistics(node, statistics[name])
         node.solve(statistics[name])
         summary[name] = {"samples": statistics[name].count,
                          "train_mse": node.training_loss(statistics[name])}
     model._state = state
     return summary
+
+
+def _check_statistics(node, statistics: SufficientStatistics) -> None:
+    """Refuse statistics holding NaN or inf before the solve (LAPACK fails on them)."""
+    for key, value in statistics.sums.items():
+        if not all_finite(value):
+            bad = int((~torch.isfinite(value)).sum())
+            raise DataError(
+                f"{type(node).__name__} '{node.name}' cannot be fitted: its statistic {key!r} "
+                f"holds {bad} NaN or inf entries (of {value.numel()}), summed over "
+                f"{statistics.count} training rows. What it receives is too large for "
+                f"{value.dtype} sums: scale its inputs down, or lower the reservoir's sr or "
+                f"input_scaling.")
 
 
 def _rows(inputs, target: Targets, start: int, stop: int, warmup: int, last):

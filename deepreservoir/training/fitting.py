@@ -24,6 +24,7 @@ The path is read from the model's declared node kinds, never from the keywords:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,6 +58,7 @@ from deepreservoir.training.options import (
 from deepreservoir.training.samples import (
     LoaderSampler,
     Samples,
+    label_groups,
     prepare_samples,
     targets_are_labels,
 )
@@ -166,7 +168,9 @@ def fit_model(model, X: Any, Y: Any = None, **options: Any):
     DataError
         Data or targets that do not fit the model.
     TrainingError
-        The loss became NaN or Inf.
+        The loss, a validation metric, a parameter or the outputs became NaN or
+        Inf; the model is back in its last good state
+        (:mod:`deepreservoir.training.trainer`).
     """
     path, deciders = training_path(model)
     options = check_keywords(path, options, deciders)
@@ -205,8 +209,14 @@ def fit_model(model, X: Any, Y: Any = None, **options: Any):
 def _callbacks(options: dict[str, Any]) -> list:
     chosen = []
     if options["checkpoint"] is not None:
-        chosen.append(Checkpoint(options["checkpoint"], options["checkpoint_every"],
-                                 options["resume"]))
+        directory = options["checkpoint"]
+        if not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
+            raise ParameterError(f"The 'checkpoint' parameter of fit must be a path to a "
+                                 f"folder or None. Got {format_value(directory)}.")
+        checkpoint = Checkpoint(directory, options["checkpoint_every"], options["resume"])
+        checkpoint.parameter = "The 'checkpoint' parameter of fit"
+        checkpoint.check_directory()  # before any data is read or epoch run
+        chosen.append(checkpoint)
     if options["verbose"]:
         chosen.append(ProgressBar(options["verbose"]))
     if options["resample"] in ("epoch", "batch"):
@@ -251,6 +261,11 @@ def _check_output(node, name: str, data: Samples, what: str) -> None:
 
 def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any]):
     config = GradientConfig.from_options(options)
+    callbacks = _callbacks(options)  # checks the checkpoint folder before any work
+    if options["seed_labels"] is not None and options["sampler"] is not None:
+        raise ParameterError(
+            "The 'seed_labels' parameter of fit cannot be used with a 'sampler': the sampler's "
+            "batches would mix the seeds' labels. Give X and y instead of a sampler.")
     if options["device"] is not None:
         model.to(options["device"])
     dtype, device = model_dtype_device(model)
@@ -285,6 +300,11 @@ def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any]):
                                      names=("validation_data[0]", "validation_data[1]"))
     elif options["validation_split"] > 0 and sampler is None:
         data, validation = _split(data, float(options["validation_split"]), config.seed)
+    if options["seed_labels"] is not None:  # every label owned, before any epoch
+        label_groups(data, options["seed_labels"], "y")
+        if validation is not None:
+            label_groups(validation, options["seed_labels"], "validation_data[1]"
+                         if options["validation_data"] is not None else "y (validation_split)")
     target_dims = {}
     if out_node.output_dim is None:
         if labels:
@@ -305,7 +325,7 @@ def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any]):
     fit_options = {"warmup": config.warmup, "reset": True, "chunk_size": options["chunk_size"]}
     if closed:
         _solve(model, X, Y, fit_options)
-    trainer = Trainer(model, config, _callbacks(options))
+    trainer = Trainer(model, config, callbacks)
     rows = trainer.fit(data if sampler is None else None, sampler=sampler,
                        validation=validation)
     summary = _solve(model, X, Y, fit_options) if closed else None

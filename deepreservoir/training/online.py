@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from deepreservoir.constraints import check_finite
 from deepreservoir.errors import DataError, ParameterError, format_value
 from deepreservoir.executor import (
     RunState,
@@ -55,8 +56,8 @@ def _where(keep, new: Any, old: Any) -> Any:
     if isinstance(new, torch.Tensor):
         shape = (-1,) + (1,) * (new.ndim - 1)
         return torch.where(keep.reshape(shape), new, old)
-    if isinstance(new, dict):
-        return {k: _where(keep, new[k], old[k]) for k in new}
+    if isinstance(new, dict):  # a key new at this step (e.g. scratch space) is taken as is
+        return {k: _where(keep, v, old[k]) if k in old else v for k, v in new.items()}
     if isinstance(new, (list, tuple)):
         return type(new)(_where(keep, a, b) for a, b in zip(new, old, strict=True))
     return new
@@ -100,6 +101,13 @@ def _read(model, X: Any, Y: Any):
                             f"needs a target at every step.")
     batches, reference = prepare(model, X, {n: int(t.features) for n, t in targets.items()})
     require_fitted(model)
+    for name, target in targets.items():
+        expected = model.nodes[name].output_dim
+        if int(target.features) != expected:
+            raise DataError(
+                f"The 'Y' targets of online node '{name}' have {int(target.features)} features, "
+                f"but it has {expected} outputs (its weights are {expected} × "
+                f"{model.nodes[name].input_dim}).")
     return names, batches, targets, reference
 
 
@@ -125,7 +133,7 @@ def _learn(model, batches, targets, reference, state: RunState, learners: dict, 
         outputs = step_once(model, plan, external, node_states, buffers, keep=keep,
                             learning=learning, learners=learners,
                             teacher=step_targets if teacher else None,
-                            predictions=predictions)
+                            predictions=predictions, check=False)
         if keep is not None:  # a finished series' learner stops learning
             for name in learners:
                 learners[name] = _where(keep, learners[name], before[name])
@@ -134,6 +142,7 @@ def _learn(model, batches, targets, reference, state: RunState, learners: dict, 
         if bar is not None:
             bar.update(1)
     outputs = {name: torch.stack(values, dim=1) for name, values in history.items()}
+    check_finite(plan.nodes, outputs)
     return outputs, RunState(reference.batch_size, node_states, buffers)
 
 

@@ -10,18 +10,33 @@ reproducible and the caller's global generator is left untouched). Adapters
 start from the node seeds. Hence on CPU the same seed gives bit-identical
 adapters, and a run resumed from a checkpoint ends bit-identical to an
 uninterrupted one.
+
+Good states
+-----------
+A state *counts as good* only when its trainable parameters and optimizer
+state are finite, its epoch's loss and validation metrics are finite, and a
+forward pass on a small *probe batch* gives finite outputs. The probe is the
+first :data:`PROBE_SAMPLES` training samples (with a custom sampler, those of
+the first batch it yields): cheap, fixed for the whole run, and enough to catch
+parameters that are finite but so large that the outputs overflow. The state
+before the first epoch (the initial model, or the checkpoint resumed from) is
+the first good state. Every epoch is checked at its end, before any callback
+sees it: a bad one restores the last good state and raises
+:class:`~deepreservoir.errors.TrainingError`, the final epoch included, so a
+callback (a checkpoint, early stopping) only ever sees good states.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from deepreservoir.errors import GraphError, ParameterError, TrainingError
+from deepreservoir.errors import DataError, GraphError, ParameterError, TrainingError
 from deepreservoir.kinds import Gated, Scaffolded
 from deepreservoir.lora import LowRankAdapter
 from deepreservoir.threads import thread_scope
@@ -30,9 +45,11 @@ from deepreservoir.training.losses import learning_rate, loss_function, make_opt
 from deepreservoir.training.options import GradientConfig, derive_seed
 from deepreservoir.training.samples import Samples, ShuffledSampler
 
-__all__ = ["Trainer", "gate_values"]
+__all__ = ["PROBE_SAMPLES", "Trainer", "gate_values"]
 
 _EVAL_BATCH = 1024
+#: Samples of the probe batch whose outputs must be finite for a state to count as good.
+PROBE_SAMPLES = 32
 
 
 def gate_values(model) -> dict[str, float]:
@@ -44,6 +61,26 @@ def gate_values(model) -> dict[str, float]:
             if isinstance(beta, torch.nn.Parameter) and beta.numel() == 1:
                 values[name] = float(beta.detach())
     return values
+
+
+def _nonfinite(error: DataError) -> bool:
+    """Whether an error is the executor's finite check (a node output became NaN or Inf)."""
+    return "non-finite" in str(error)
+
+
+def _reason(error: Exception) -> str:
+    """An executor error's message without its hint to turn the finite check off."""
+    return str(error).split(" To get the non-finite values anyway")[0].rstrip(". ")
+
+
+def _forward(model, x: Tensor) -> tuple[Tensor | None, str | None]:
+    """``model(x)``, or ``(None, why)`` when the executor finds a non-finite output."""
+    try:
+        return model(x), None
+    except DataError as error:
+        if not _nonfinite(error):
+            raise
+        return None, _reason(error)
 
 
 class Trainer:
@@ -90,7 +127,11 @@ class Trainer:
         self.batch_index = 0
         self.batches_per_epoch = 0
         self.total_steps = 0
+        self.good_epoch = 0
         self._good = None
+        self._probe: Samples | None = None
+        self._names = {id(p): name.removeprefix("nodes.")
+                       for name, p in model.named_parameters()}
 
     # ----------------------------------------------------------------- steps
     def train_step(self, batch: Samples) -> Tensor:
@@ -99,13 +140,18 @@ class Trainer:
         Raises
         ------
         TrainingError
-            The loss is NaN or Inf: the trainable tensors are put back to the end
-            of the last good epoch first.
+            The loss, or a node's output (the executor's finite check), is NaN or
+            Inf: the trainable tensors are put back to the last good state first
+            (see the module docstring).
         """
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config.schedule, self.config.lr, self.step,
                                         self.total_steps)
-        out = self.model(batch.x)
+        out, failure = _forward(self.model, batch.x)
+        if failure is not None:
+            self.fail(f"The forward pass became non-finite at epoch {self.epoch + 1} (of "
+                       f"{self.config.epochs}), batch {self.batch_index + 1} (of "
+                       f"{self.batches_per_epoch}): {failure}")
         prediction, target = batch.select(out, self.config.warmup)
         value = self.loss_fn(prediction, target)
         if not bool(torch.isfinite(value.detach())):
@@ -118,20 +164,91 @@ class Trainer:
         return value.detach()
 
     def _diverged(self, value: float) -> None:
+        self.fail(f"The loss became {value} at epoch {self.epoch + 1} (of "
+                   f"{self.config.epochs}), batch {self.batch_index + 1} (of "
+                   f"{self.batches_per_epoch})")
+
+    def fail(self, what: str) -> None:
+        """Restore the last good state and raise a :class:`TrainingError`.
+
+        Parameters
+        ----------
+        what : str
+            What went wrong and where (epoch, batch), as the message's first part;
+            the message goes on with the state restored and the checkpoint kept.
+
+        Raises
+        ------
+        TrainingError
+            Always.
+        """
         from deepreservoir.training.checkpoint import Checkpoint
 
         if self._good is not None:
             self.restore(self._good)
+        if self.good_epoch == 0:
+            back = "its initial state (before epoch 1)"
+        elif self.good_epoch == self.start_epoch:
+            back = (f"the end of epoch {self.good_epoch}, the checkpoint it resumed from (the "
+                    f"last good epoch)")
+        else:
+            back = f"the end of epoch {self.good_epoch}, the last good epoch"
         where = ""
         for callback in self.callbacks:
             if isinstance(callback, Checkpoint) and callback.kept() is not None:
                 where = (f" The last good checkpoint ({callback.kept().name}) is kept in "
                          f"{callback.directory}.")
         raise TrainingError(
-            f"The loss became {value} at epoch {self.epoch + 1} (of {self.config.epochs}), "
-            f"batch {self.batch_index + 1} (of {self.batches_per_epoch}); training stopped and "
-            f"the parameters were reset to the end of the last good epoch.{where} Try a lower "
-            f"'lr' (got {self.config.lr:g}) or grad_clip.")
+            f"{what}; training stopped and the model was restored to {back}.{where} Try a "
+            f"lower 'lr' (got {self.config.lr:g}) or grad_clip.")
+
+    def state_problem(self, logs: dict[str, float] | None = None) -> str | None:
+        """What makes the current state not good, or ``None`` when it is good.
+
+        Checks, in order: the logged metrics, the trainable parameters (by name),
+        the optimizer state, and a forward pass on the probe batch (see the
+        module docstring).
+
+        Parameters
+        ----------
+        logs : dict of str to float, optional
+            The epoch's metrics (``loss``, ``val_loss``...); each must be finite.
+
+        Returns
+        -------
+        str or None
+            What is not finite, for a message; ``None`` for a good state.
+        """
+        for key, value in (logs or {}).items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(number):
+                return f"{key} is {number}"
+        bad = [self._names.get(id(p), "?") for p in self.params
+               if not bool(torch.isfinite(p.detach()).all())]
+        if bad:
+            return f"the parameter(s) {', '.join(repr(n) for n in bad)} hold NaN or Inf"
+        for p, state in self.optimizer.state.items():
+            for key, value in state.items():
+                if isinstance(value, Tensor) and not bool(torch.isfinite(value).all()):
+                    return (f"the optimizer state {key!r} of parameter "
+                            f"{self._names.get(id(p), '?')!r} holds NaN or Inf")
+        if self._probe is not None:
+            try:
+                outputs, _ = self.predict_rows(self._probe)
+            except DataError as error:
+                if not _nonfinite(error):
+                    raise
+                return (f"the forward pass on the probe batch (the first {len(self._probe)} "
+                        f"training samples) is not finite: {_reason(error)}")
+            finite = torch.isfinite(outputs)
+            if not bool(finite.all()):
+                return (f"the forward pass on the probe batch (the first {len(self._probe)} "
+                        f"training samples) gives {int((~finite).sum())} NaN or Inf outputs "
+                        f"of {finite.numel()}, with finite parameters")
+        return None
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self) -> dict[str, Any]:
@@ -199,8 +316,16 @@ class Trainer:
         sampler : object with ``batches(epoch)`` and ``len()``, optional
             Replaces the default shuffling (e.g. a ``LoaderSampler``).
         validation : Samples, optional
+
+        Raises
+        ------
+        TrainingError
+            A loss, a validation metric, a parameter or the probe outputs became
+            NaN or Inf; the model is back in its last good state.
         """
         sampler = self._sampler(data, sampler)
+        self._probe = None if data is None or len(data) == 0 else data.subset(
+            torch.arange(min(PROBE_SAMPLES, len(data))))
         self.batches_per_epoch = len(sampler)
         self.total_steps = self.config.epochs * self.batches_per_epoch
         model = self.model
@@ -213,6 +338,7 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_fit_begin(self)
             self._good = self.snapshot()
+            self.good_epoch = self.start_epoch
             with torch.random.fork_rng(devices=rng_devices), \
                     thread_scope(model, self.config.batch_size):
                 for epoch in range(self.start_epoch, self.config.epochs):
@@ -235,6 +361,8 @@ class Trainer:
             self.step = epoch * self.batches_per_epoch + b
             torch.manual_seed(derive_seed(self.config.seed, epoch, b))
             batch = batch.to(device)
+            if self._probe is None and len(batch):
+                self._probe = batch.subset(torch.arange(min(PROBE_SAMPLES, len(batch))))
             for callback in self.callbacks:
                 callback.on_batch_begin(self, batch)
             loss = self.train_step(batch)
@@ -248,13 +376,26 @@ class Trainer:
                 "lr": learning_rate(self.config.schedule, self.config.lr,
                                     (epoch + 1) * self.batches_per_epoch, self.total_steps)}
         if validation is not None:
-            for key, value in self.validate(validation).items():
-                logs[f"val_{key}"] = value
+            try:
+                scores = self.validate(validation)
+            except DataError as error:
+                if not _nonfinite(error):
+                    raise
+                scores, failure = None, _reason(error)
             self.model.train()
+            if scores is None:
+                self.fail(f"At the end of epoch {epoch + 1} (of {self.config.epochs}), the "
+                           f"validation forward pass is not finite: {failure}")
+            for key, value in scores.items():
+                logs[f"val_{key}"] = value
+        problem = self.state_problem(logs)
+        if problem is not None:
+            self.fail(f"At the end of epoch {epoch + 1} (of {self.config.epochs}), {problem}")
         logs["seconds"] = time.perf_counter() - began
         self.history.append(logs)
         self.gates.append(gate_values(self.model))
         self._good = self.snapshot()
+        self.good_epoch = epoch + 1
         stop = False
         for callback in self.callbacks:
             stop = bool(callback.on_epoch_end(self, epoch, logs)) or stop
