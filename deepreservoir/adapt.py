@@ -370,6 +370,37 @@ def _check(name: str, value: Any, ok: bool, expected: str) -> None:
             f"The '{name}' parameter of adapt must be {expected}. Got {format_value(value)}.")
 
 
+def _check_module(module: Any, owner: str) -> None:
+    if not isinstance(module, nn.Module):
+        raise ParameterError(
+            f"The 'module' parameter of {owner} must be a torch nn.Module. "
+            f"Got {format_value(module)} (a {type(module).__name__}).")
+
+
+def _patterns(name: str, value: Any) -> list[str]:
+    """``value`` as a list of module-path patterns (one string is one pattern)."""
+    if isinstance(value, str):
+        return [value]
+    try:
+        patterns = list(value)
+    except TypeError:
+        patterns = None
+    if patterns is None or not all(isinstance(p, str) for p in patterns):
+        expected = ('"all", a str or an iterable of str' if name == "targets"
+                    else "a str or an iterable of str")
+        raise ParameterError(
+            f"The '{name}' parameter of adapt must be {expected} (module paths or fnmatch "
+            f"patterns). Got {format_value(value)}.")
+    return patterns
+
+
+def _few(names: list[str], limit: int = 8) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(map(repr, names[:limit]))
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
           alpha: float | None = None, rslora: bool = False,
           targets: str | Iterable[str] = "all", train: Iterable[str] = (),
@@ -394,9 +425,16 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
     targets : "all" or iterable of str
         Module paths or fnmatch patterns to adapt (``"layers.*.linear1"``); "all"
         adapts every supported layer not named in ``train``.
-    train : iterable of str
+    train : str or iterable of str
         Module or parameter paths (or patterns) that keep their values and stay
         trainable: heads and norms.
+
+    Raises
+    ------
+    ParameterError
+        On a bad argument, and on a ``targets`` pattern that matches no adaptable
+        layer or a ``train`` pattern that matches no module or parameter (a typo
+        would otherwise adapt nothing, or turn the head into a random scaffold).
     bias : {"seeded", "zero", "train"}
         Biases of adapted layers: frozen and drawn from the seed (U(±1/√fan_in),
         torch's default), zero, or trained (starting from the seeded draw).
@@ -408,18 +446,41 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
         gates and the ``train`` tensors; its ``state_dict()`` holds no frozen
         scaffold weight.
     """
+    _check_module(module, "adapt")
     _check("r", r, isinstance(r, int) and not isinstance(r, bool) and r >= 0, "an int >= 0")
     _check("seed", seed, isinstance(seed, int) and not isinstance(seed, bool)
            and 0 <= seed < 2**63, "a non-negative int below 2**63")
     _check("alpha", alpha, alpha is None or (isinstance(alpha, (int, float))
                                              and not isinstance(alpha, bool) and alpha > 0),
            "a float > 0 or None")
+    _check("rslora", rslora, isinstance(rslora, (bool, np.bool_)), "a bool")
     _check("bias", bias, bias in _BIAS_MODES, "one of " + ", ".join(map(repr, _BIAS_MODES)))
     if isinstance(family, (str, dict)):
         get_family(family, "family")
-    train = list(train)
-    if isinstance(targets, str) and targets != "all":
-        targets = [targets]
+    rslora = bool(rslora)
+    train = _patterns("train", train)
+    if not (isinstance(targets, str) and targets == "all"):
+        targets = _patterns("targets", targets)
+    modules = [name for name, _ in module.named_modules() if name]
+    parameters = [name for name, _ in module.named_parameters()]
+    for pattern in train:
+        if not (any(_matches(n, [pattern]) for n in modules)
+                or any(_matches(n, [pattern]) for n in parameters)):
+            raise ParameterError(
+                f"The 'train' parameter of adapt has a pattern {pattern!r} that matches no "
+                f"module or parameter of the {type(module).__name__}. Modules: "
+                f"{_few(modules)}.")
+    adaptable = [name for name, child in module.named_modules()
+                 if name and _kind(child) is not None and not _matches(name, train)]
+    if targets != "all":
+        for pattern in targets:
+            if not any(_matches(n, [pattern]) for n in adaptable):
+                raise ParameterError(
+                    f"The 'targets' parameter of adapt has a pattern {pattern!r} that matches "
+                    f"no adaptable layer (nn.Linear, nn.Conv1d/2d/3d with groups=1 and zero "
+                    f"padding, nn.Embedding, nn.MultiheadAttention) outside 'train' in the "
+                    f"{type(module).__name__}. Adaptable layers: {_few(adaptable)}; "
+                    f"modules: {_few(modules)}.")
     chosen = []
     for name, child in module.named_modules():
         if not name or _kind(child) is None or _matches(name, train):
@@ -483,6 +544,7 @@ def merge(module: nn.Module) -> nn.Module:
     the outputs match the adapted module's within float rounding. All parameters
     of the copy are trainable, as in a freshly built torch module.
     """
+    _check_module(module, "merge")
     dense = copy.deepcopy(module)
     targets = [(name, child) for name, child in dense.named_modules()
                if isinstance(child, (_Adapter, AdaptedMultiheadAttention))]

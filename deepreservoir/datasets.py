@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepreservoir.errors import DataError
+from deepreservoir.constraints import Interval, Seed, validate_params
+from deepreservoir.errors import DataError, ParameterError
 
 __all__ = ["load_digits", "load_mnist1d", "narma10"]
 
@@ -24,11 +25,16 @@ def load_mnist1d(seed: int = 42, num_samples: int = 5000) -> dict[str, np.ndarra
 
     Parameters
     ----------
-    seed : int
-        The generator's seed (the package default is 42).
-    num_samples : int
-        Total samples before the split (default 5000, the package default).
+    seed : int in [0, 2**32 - 1]
+        The generator's seed (the package default is 42; the package seeds
+        numpy's legacy global generator, which takes 32-bit seeds).
+    num_samples : int >= 10
+        Total samples before the split (default 5000, the package default); it
+        is rounded down to a multiple of the 10 classes.
     """
+    validate_params("load_mnist1d", {"seed": seed, "num_samples": num_samples},
+                    {"seed": Interval(int, 0, 2**32 - 1),
+                     "num_samples": Interval(int, 10, None)})
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:  # pragma: no cover - optional dependency
@@ -48,8 +54,13 @@ def load_mnist1d(seed: int = 42, num_samples: int = 5000) -> dict[str, np.ndarra
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> dict[str, np.ndarray]:
     """scikit-learn's 8×8 digits (1797 samples, 64 features scaled to [0, 1], 10 classes).
 
-    The test split is a seeded, stratified-free random draw of ``test_fraction``.
+    The test split is a seeded, stratified-free random draw of ``test_fraction``
+    (a float in (0, 1) that leaves at least one sample on each side); ``seed`` is
+    a non-negative int below 2**63.
     """
+    validate_params("load_digits", {"test_fraction": test_fraction, "seed": seed},
+                    {"test_fraction": Interval(float, 0, 1, closed="neither"),
+                     "seed": Seed()})
     try:
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError:  # pragma: no cover - optional dependency
@@ -59,6 +70,11 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> dict[str, np.ndarr
     y = bunch.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(y))
     n_test = round(test_fraction * len(y))
+    if not 0 < n_test < len(y):
+        raise ParameterError(
+            f"The 'test_fraction' parameter of load_digits must leave at least one sample in "
+            f"each split of the {len(y)} samples. Got {test_fraction!r} ({n_test} test "
+            f"samples).")
     test, train = order[:n_test], order[n_test:]
     return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
 
@@ -92,15 +108,15 @@ def narma10(steps: int, seed: int | np.random.Generator = 0, *, transient: int =
     """
     for name, value, low in (("steps", steps, 1), ("transient", transient, 10)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise DataError(f"The '{name}' parameter of narma10 must be an int >= {low}. "
-                            f"Got {value!r}.")
+            raise ParameterError(f"The '{name}' parameter of narma10 must be an int >= {low}. "
+                                 f"Got {value!r}.")
     if isinstance(seed, np.random.Generator):
         rng = seed
     elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
         rng = np.random.default_rng(int(seed))
     else:
-        raise DataError(f"The 'seed' parameter of narma10 must be an int >= 0 or a numpy "
-                        f"Generator. Got {seed!r}.")
+        raise ParameterError(f"The 'seed' parameter of narma10 must be an int >= 0 or a "
+                             f"numpy Generator. Got {seed!r}.")
     total = steps + transient + 1
     u = rng.uniform(0.0, 0.5, size=total)
     y = np.zeros(total)

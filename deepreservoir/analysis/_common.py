@@ -97,15 +97,35 @@ def as_tensor(value: Any, name: str, owner: str, *, dtype: torch.dtype = torch.f
         tensor = value.detach()
         if tensor.layout != torch.strided:
             tensor = tensor.to_dense()
+        if tensor.is_complex():
+            _refuse_complex(tensor, name, owner)
     else:
         try:
-            tensor = torch.as_tensor(np.asarray(value, dtype=np.float64))
+            array = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"The '{name}' argument of {owner} must be an array or a tensor. "
+                f"Got {format_value(value)}."
+            ) from exc
+        if np.iscomplexobj(array):
+            _refuse_complex(array, name, owner)
+        try:
+            tensor = torch.as_tensor(np.asarray(array, dtype=np.float64))
         except (TypeError, ValueError) as exc:
             raise DataError(
                 f"The '{name}' argument of {owner} must be an array or a tensor. "
                 f"Got {format_value(value)}."
             ) from exc
     return tensor.to(device=device if device is not None else tensor.device, dtype=dtype)
+
+
+def _refuse_complex(value: Any, name: str, owner: str) -> None:
+    """Raise a DataError for complex data: casting to real would drop the imaginary part."""
+    raise DataError(
+        f"The '{name}' argument of {owner} must be real-valued. Got complex data "
+        f"({format_value(value)}); casting it to real would drop the imaginary part, so "
+        f"pass the real part (or the magnitude) explicitly."
+    )
 
 
 def check_finite(tensor: Tensor, name: str, owner: str) -> Tensor:
@@ -129,6 +149,11 @@ def as_square(value: Any, name: str, owner: str, *, dtype: torch.dtype = torch.f
         raise DataError(
             f"The '{name}' argument of {owner} must be a square matrix (N, N). "
             f"Got shape {tuple(tensor.shape)}."
+        )
+    if tensor.shape[0] == 0:
+        raise DataError(
+            f"The '{name}' argument of {owner} is an empty matrix: shape "
+            f"{tuple(tensor.shape)}; it needs at least one row and column."
         )
     return check_finite(tensor, name, owner)
 
@@ -350,6 +375,11 @@ def as_sequence(inputs: Any, owner: str, *, dtype: torch.dtype = torch.float64) 
             f"The 'inputs' argument of {owner} must have shape (T,) or (T, F). "
             f"Got shape {tuple(tensor.shape)}."
         )
+    if tensor.shape[0] == 0:
+        raise DataError(
+            f"The 'inputs' argument of {owner} is empty: shape {tuple(tensor.shape)}; "
+            f"a series needs >= 1 step."
+        )
     return check_finite(tensor, "inputs", owner)
 
 
@@ -415,6 +445,10 @@ def layer_inputs(model: Model, inputs: Tensor, wanted: list[str], owner: str) ->
                 f"'{source}' -> '{target}' has delay {data.delay}"
                 f"{' (feedback)' if data.feedback else ''}. Pass the layer itself instead."
             )
+    from deepreservoir.executor import prepare
+
+    # check the data against the model under the analysis' own argument name first
+    prepare(model, inputs[None], only=needed, name="inputs")
     received = model.states(inputs[None], nodes=wanted, reset=True, inputs=True)
     return {name: received[name].detach().to(torch.float64) for name in wanted}
 

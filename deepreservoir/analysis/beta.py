@@ -56,7 +56,7 @@ from torch import Tensor
 
 from deepreservoir import functional as F
 from deepreservoir.analysis._common import make_attrs
-from deepreservoir.errors import DataError, ParameterError, format_value
+from deepreservoir.errors import DataError, NotFittedError, ParameterError, format_value
 from deepreservoir.graph import Graph as Model
 from deepreservoir.kinds import Gated, Scaffolded, Stateful, WeightedLayer
 from deepreservoir.lora import LowRankAdapter
@@ -89,6 +89,26 @@ def _as_model(target: Any, owner: str) -> Model:
     raise ParameterError(
         f"The 'model' parameter of {owner} must be a Model or a node. Got {format_value(target)}."
     )
+
+
+def _gate_pending(node: Node) -> bool:
+    """Whether an unbuilt node will get a trained β when built (a gated adapter, a BetaGate)."""
+    if not isinstance(node, Gated) or node.built:
+        return False
+    if isinstance(node, LowRankAdapter):
+        return node.r > 0 and bool(getattr(node, "gated", True))
+    return True
+
+
+def _require_built_gates(model: Model, owner: str) -> None:
+    """Raise a NotFittedError when gated nodes exist but are not built yet (no β to read)."""
+    unbuilt = [name for name in _order(model) if _gate_pending(model.nodes[name])]
+    if unbuilt:
+        raise NotFittedError(
+            f"The 'model' argument of {owner} is not built yet: the gated node(s) "
+            f"{', '.join(repr(name) for name in unbuilt)} have no β until the model sees "
+            f"data. Run or fit the model first."
+        )
 
 
 def _order(model: Model) -> list[str]:
@@ -131,12 +151,17 @@ def current_beta(model: Model | Node) -> xr.DataArray:
 
     Raises
     ------
+    NotFittedError
+        If no node has a β yet because the gated nodes are not built (run or
+        fit the model first).
     ParameterError
         If no node has a gate.
     """
     owner = "current_beta"
     model = _as_model(model, owner)
     gated = [name for name in _order(model) if _scalar_gate(model.nodes[name]) is not None]
+    if not gated:
+        _require_built_gates(model, owner)
     _select(model, gated, None, owner, "a gated layer (a node with a trained β)")
     values = [float(_scalar_gate(model.nodes[name]).detach()) for name in gated]
     return xr.DataArray(np.array(values), dims=("layer",), coords={"layer": gated},

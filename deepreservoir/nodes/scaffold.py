@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from deepreservoir import functional as F
-from deepreservoir.constraints import Interval, OneOf
-from deepreservoir.errors import ParameterError
+from deepreservoir.constraints import AnyOf, Interval, OneOf, Seed, validate_params
+from deepreservoir.errors import ParameterError, format_value
 from deepreservoir.families import get_family
 from deepreservoir.nodes.low_rank import LowRankNode
 
@@ -151,11 +151,11 @@ def scaffold_mlp(preset: str | tuple[int, ...] = "medium", classes: int | None =
     from deepreservoir.nodes.input import Input
     from deepreservoir.nodes.lora_readout import LoRAReadout
 
-    widths = PRESETS[preset] if isinstance(preset, str) else tuple(preset)
-    if isinstance(preset, str) and preset not in PRESETS:
-        raise ParameterError(
-            f"The 'preset' parameter of scaffold_mlp must be one of {', '.join(PRESETS)} or a "
-            f"tuple of widths. Got {preset!r}.")
+    widths = _preset_widths(preset)
+    validate_params("scaffold_mlp", dict(classes=classes, r=r, seed=seed, head=head, full=full),
+                    {"classes": AnyOf((None, Interval(int, 1, None))),
+                     "r": Interval(int, 0, None), "seed": Seed(),
+                     "head": OneOf(("full", "lora")), "full": OneOf((False, True))})
     model = Input(name="input")
     for i, width in enumerate(widths):
         if full:
@@ -168,12 +168,30 @@ def scaffold_mlp(preset: str | tuple[int, ...] = "medium", classes: int | None =
         model = model >> layer
     if full or head == "full":
         out = Dense(classes, name="head", dtype=dtype)
-    elif head == "lora":
+    else:
         out = LoRAReadout(classes, r=r, alpha=alpha, rslora=rslora, family=family, name="head",
                           dtype=dtype)
-    else:
-        raise ParameterError(
-            f"The 'head' parameter of scaffold_mlp must be one of 'full', 'lora'. Got {head!r}.")
     model = model >> out
     model.seed = int(seed)
     return model
+
+
+def _preset_widths(preset: Any) -> tuple[int, ...]:
+    """The hidden widths of ``preset``: a :data:`PRESETS` name or a sequence of ints >= 1."""
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ParameterError(
+                f"The 'preset' parameter of scaffold_mlp must be one of "
+                f"{', '.join(map(repr, PRESETS))} or a tuple of widths. Got {preset!r}.")
+        return PRESETS[preset]
+    try:
+        widths = tuple(preset)
+    except TypeError:
+        widths = None
+    width_ok = Interval(int, 1, None)
+    if widths is None or not all(width_ok.accepts(w) for w in widths):
+        raise ParameterError(
+            f"The 'preset' parameter of scaffold_mlp must be one of "
+            f"{', '.join(map(repr, PRESETS))} or a tuple of ints >= 1 (hidden widths). "
+            f"Got {format_value(preset)}.")
+    return tuple(int(w) for w in widths)

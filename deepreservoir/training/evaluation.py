@@ -8,6 +8,7 @@ import torch
 
 from deepreservoir.executor import execute, fresh_state, model_dtype_device, prepare
 from deepreservoir.training.losses import metrics
+from deepreservoir.training.options import check_batch_size, check_loss
 from deepreservoir.training.samples import Samples, prepare_samples, targets_are_labels
 
 __all__ = ["evaluate", "predict"]
@@ -27,7 +28,13 @@ def predict(model, X: Any, *, batch_size: int = 1024):
     gives: ``(N, F)`` data of a model without time structure give ``(N, O)``;
     ``(N, T, F)`` give ``(N, T, O)``. Work is cut into ``batch_size`` series (or
     samples) to bound memory.
+
+    Raises
+    ------
+    ParameterError
+        ``batch_size`` is not an int >= 1.
     """
+    check_batch_size(batch_size, "predict")
     batches, reference = prepare(model, X)
     values = next(iter(batches.values())).values
     was_training = model.training
@@ -56,12 +63,22 @@ def evaluate(model, X: Any, y: Any, *, loss: Any = "cross_entropy",
     """Loss (and accuracy, for classification) of a model on data, in eval mode.
 
     ``y`` is read as in ``fit``: class labels for ``loss="cross_entropy"``, real
-    values for ``"mse"``/``"bce"``; per step or per sequence.
+    values for ``"mse"``/``"bce"`` (in [0, 1] for ``"bce"``); per step or per sequence.
+
+    Raises
+    ------
+    ParameterError
+        ``loss`` is not one of ``"mse"``, ``"cross_entropy"``, ``"bce"`` or a callable;
+        ``batch_size`` is not an int >= 1.
+    DataError
+        Data the normaliser refuses, labels out of range, ``"bce"`` targets outside [0, 1].
     """
+    check_loss(loss, "evaluate")
+    check_batch_size(batch_size, "evaluate")
     dtype, device = model_dtype_device(model)
     prepare(model, X)
     data: Samples = prepare_samples(model, X, y, labels=targets_are_labels(loss, y),
-                                    dtype=dtype, device=device)
+                                    dtype=dtype, device=device, loss=loss)
     was_training = model.training
     model.eval()
     outputs, targets = [], []

@@ -282,12 +282,13 @@ def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any]):
                                 device=device)
         first = sampler.read(next(iter(options["sampler"])))
         data = first if X is None else prepare_samples(
-            model, X, Y, labels=labels, warmup=config.warmup, dtype=dtype, device=device)
+            model, X, Y, labels=labels, warmup=config.warmup, dtype=dtype, device=device,
+            loss=config.loss)
     else:
         if X is None:
             raise DataError("fit() needs data: X is None and no sampler was given.")
         data = prepare_samples(model, X, Y, labels=labels, warmup=config.warmup, dtype=dtype,
-                               device=device)
+                               device=device, loss=config.loss)
     validation = None
     if options["validation_data"] is not None:
         pair = options["validation_data"]
@@ -296,7 +297,7 @@ def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any]):
                 f"The 'validation_data' parameter of fit must be a pair (X_val, y_val). "
                 f"Got {format_value(pair)}.")
         validation = prepare_samples(model, pair[0], pair[1], labels=labels, warmup=0,
-                                     dtype=dtype, device=device,
+                                     dtype=dtype, device=device, loss=config.loss,
                                      names=("validation_data[0]", "validation_data[1]"))
     elif options["validation_split"] > 0 and sampler is None:
         data, validation = _split(data, float(options["validation_split"]), config.seed)

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from deepreservoir.errors import DataError
+
 __all__ = ["learning_rate", "loss_function", "make_optimizer", "metrics"]
 
 
@@ -20,7 +22,24 @@ def loss_function(loss: Any) -> Callable[[Tensor, Tensor], Tensor]:
         return torch.nn.functional.mse_loss
     if loss == "cross_entropy":
         return torch.nn.functional.cross_entropy
-    return torch.nn.functional.binary_cross_entropy_with_logits
+    return _binary_cross_entropy
+
+
+def _binary_cross_entropy(out: Tensor, target: Tensor) -> Tensor:
+    """BCE with logits; targets must be probabilities in [0, 1].
+
+    :func:`~deepreservoir.training.samples.prepare_samples` checks whole data sets
+    (naming the index); this catches targets that reach the loss another way
+    (e.g. a ``sampler``'s batches).
+    """
+    bad = (target < 0) | (target > 1)
+    if bool(bad.any()):
+        value = float(target[bad][0])
+        raise DataError(
+            f"The targets 'y' of loss='bce' must be probabilities in [0, 1]. Got {value:g} "
+            f"in a batch of shape {tuple(target.shape)}. Scale them, or use loss='mse' for "
+            f"real values or loss='cross_entropy' for class labels.")
+    return torch.nn.functional.binary_cross_entropy_with_logits(out, target)
 
 
 def metrics(out: Tensor, target: Tensor, loss: Any) -> dict[str, float]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from deepreservoir.errors import ParameterError, format_value
 
@@ -26,7 +27,10 @@ __all__ = [
     "SCHEDULES",
     "UNSUPERVISED_DEFAULTS",
     "GradientConfig",
+    "check_batch_size",
+    "check_device",
     "check_keywords",
+    "check_loss",
     "derive_seed",
 ]
 
@@ -93,10 +97,67 @@ def derive_seed(*parts: int) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
 
 
-def _check(name: str, value: Any, ok: bool, expected: str) -> None:
+def _check(name: str, value: Any, ok: bool, expected: str, where: str = "fit") -> None:
     if not ok:
         raise ParameterError(
-            f"The '{name}' parameter of fit must be {expected}. Got {format_value(value)}.")
+            f"The '{name}' parameter of {where} must be {expected}. Got {format_value(value)}.")
+
+
+def check_loss(loss: Any, where: str = "fit") -> None:
+    """Refuse a ``loss`` that is neither a known name (:data:`LOSSES`) nor a callable."""
+    _check("loss", loss, callable(loss) or (isinstance(loss, str) and loss in LOSSES),
+           "one of " + ", ".join(repr(x) for x in LOSSES) + " or a callable", where)
+
+
+def check_batch_size(batch_size: Any, where: str = "fit") -> None:
+    """Refuse a ``batch_size`` that is not an int >= 1."""
+    _check("batch_size", batch_size, is_int(batch_size) and batch_size >= 1, "an int >= 1",
+           where)
+
+
+_DEVICES = '"cpu", "cuda", "cuda:N", a torch.device of those types, or None'
+
+
+def check_device(device: Any, where: str = "fit") -> torch.device | None:
+    """The ``device`` as a :class:`torch.device` (``None`` stays ``None``), checked.
+
+    Accepted: ``None`` (keep the model where it is), ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"`` or a :class:`torch.device` of those types. CUDA must be
+    available, and ``N`` below the number of CUDA devices.
+
+    Raises
+    ------
+    ParameterError
+        Another type or device string, or a CUDA device this machine does not have.
+    """
+    if device is None:
+        return None
+    if isinstance(device, torch.device):
+        parsed = device
+    elif isinstance(device, str):
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, ValueError, TypeError):
+            parsed = None
+    else:
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise ParameterError(
+            f"The 'device' parameter of {where} must be {_DEVICES}. "
+            f"Got {format_value(device)}.")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ParameterError(
+                f"The 'device' parameter of {where} asks for CUDA, but CUDA is not available "
+                f"on this machine (torch.cuda.is_available() is False). Use device='cpu' or "
+                f"None. Got {format_value(device)}.")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ParameterError(
+                f"The 'device' parameter of {where} names CUDA device {parsed.index}, but "
+                f"this machine has {count} (cuda:0 to cuda:{count - 1}). "
+                f"Got {format_value(device)}.")
+    return parsed
 
 
 def is_int(value: Any) -> bool:
@@ -144,8 +205,7 @@ class GradientConfig:
         check_common(options)
         o = options
         _check("epochs", o["epochs"], is_int(o["epochs"]) and o["epochs"] >= 1, "an int >= 1")
-        _check("batch_size", o["batch_size"], is_int(o["batch_size"]) and o["batch_size"] >= 1,
-               "an int >= 1")
+        check_batch_size(o["batch_size"])
         _check("lr", o["lr"], is_real(o["lr"]) and o["lr"] > 0, "a float > 0")
         _check("optimizer", o["optimizer"], o["optimizer"] in OPTIMIZERS,
                "one of " + ", ".join(repr(x) for x in OPTIMIZERS))
@@ -153,8 +213,8 @@ class GradientConfig:
                is_real(o["weight_decay"]) and o["weight_decay"] >= 0, "a float >= 0")
         _check("schedule", o["schedule"], o["schedule"] in SCHEDULES,
                "one of " + ", ".join(repr(x) for x in SCHEDULES))
-        _check("loss", o["loss"], callable(o["loss"]) or o["loss"] in LOSSES,
-               "one of " + ", ".join(repr(x) for x in LOSSES) + " or a callable")
+        check_loss(o["loss"])
+        check_device(o["device"])
         _check("validation_split", o["validation_split"],
                is_real(o["validation_split"]) and 0 <= o["validation_split"] < 1,
                "a float in [0, 1)")

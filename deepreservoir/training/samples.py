@@ -10,6 +10,9 @@ other path, and arranges it for gradient training:
   through time, with per-step targets (masked) or one target per series,
   compared with the output at its last valid step.
 
+Class labels are ``0, ..., K-1``: ``K`` is the output node's declared size when it
+has one (a label ``>= K`` is refused), else ``max label + 1``, refused above
+:data:`MAX_INFERRED_CLASSES` so that a stray label cannot build a huge head.
 A sampler yields the batches of one epoch. :class:`ShuffledSampler` shuffles
 with a generator seeded from ``(seed, epoch)``; :class:`LoaderSampler` takes
 the batches of a torch ``DataLoader`` as they come.
@@ -25,12 +28,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from deepreservoir.data import SequenceBatch, as_batch, as_targets, check_finite
-from deepreservoir.errors import DataError, ParameterError
+from deepreservoir.data import SequenceBatch, Targets, as_batch, as_targets, check_finite
+from deepreservoir.errors import DataError, ParameterError, format_value
+from deepreservoir.executor import external_features
 from deepreservoir.training.options import derive_seed, is_int
 
-__all__ = ["LoaderSampler", "Samples", "ShuffledSampler", "label_groups", "prepare_samples",
+__all__ = ["MAX_INFERRED_CLASSES", "LoaderSampler", "Samples", "ShuffledSampler",
+           "check_binary_targets", "check_labels", "label_groups", "prepare_samples",
            "targets_are_labels"]
+
+#: The most classes ``fit`` infers from the labels (``max label + 1``) when the
+#: output node does not declare its size; declare it (e.g. ``LoRAReadout(K)``)
+#: for more.
+MAX_INFERRED_CLASSES = 100_000
 
 
 @dataclass
@@ -113,12 +123,120 @@ def targets_are_labels(loss: Any, y: Any) -> bool:
     return bool(np.issubdtype(dtype, np.integer))
 
 
+def _declared_classes(model: Any) -> int | None:
+    names = getattr(model, "output_names", ())
+    if len(names) != 1:
+        return None
+    dim = getattr(model.nodes[names[0]], "output_dim", None)
+    return None if dim is None else int(dim)
+
+
+def check_labels(targets: Targets, classes: int | None, name: str, single: bool = False) -> int:
+    """Check labels against ``classes`` (or the inference cap); return ``max label + 1``.
+
+    Parameters
+    ----------
+    targets : Targets
+        Labels as :func:`deepreservoir.data.as_targets` read them.
+    classes : int or None
+        The output node's declared size; ``None``: inferred, at most
+        :data:`MAX_INFERRED_CLASSES`.
+    name : str
+        The argument, for messages.
+    single : bool
+        The inputs were one series ``(T, F)``: indices are given as ``(t,)``.
+
+    Raises
+    ------
+    DataError
+        A label ``>= classes``, or an inferred number of classes above the cap.
+    """
+    counted = targets.values.masked_fill(~targets.mask, 0)
+    if counted.numel() == 0:
+        return 0
+    high = int(counted.max())
+    limit = classes if classes is not None else MAX_INFERRED_CLASSES
+    if high < limit:
+        return high + 1
+    where = tuple(int(i) for i in torch.nonzero((counted == high) & targets.mask)[0].tolist())
+    if single and targets.per_step:
+        where = where[1:]
+    if classes is not None:
+        raise DataError(
+            f"Class labels in '{name}' are out of range: they must be in [0, {classes}) for a "
+            f"model with {classes} outputs. Got {high} at index {where}.")
+    raise DataError(
+        f"Class labels in '{name}' must be 0, ..., K-1 with K at most {MAX_INFERRED_CLASSES} "
+        f"when the output node does not declare its size (MAX_INFERRED_CLASSES). Got {high} "
+        f"at index {where}, which would build a head of {high + 1} classes. Declare the "
+        f"size (e.g. LoRAReadout({high + 1}) or Dense({high + 1})) if that is meant.")
+
+
+def check_binary_targets(targets: Targets, name: str, single: bool = False) -> None:
+    """Refuse ``loss="bce"`` targets outside [0, 1] (probabilities), naming one and its index.
+
+    Parameters
+    ----------
+    targets : Targets
+        Real targets as :func:`deepreservoir.data.as_targets` read them.
+    name : str
+        The argument, for messages.
+    single : bool
+        The inputs were one series ``(T, F)``: indices are given without the series axis.
+
+    Raises
+    ------
+    DataError
+        A counted target below 0 or above 1.
+    """
+    values = targets.values
+    mask = targets.mask
+    while mask.ndim < values.ndim:
+        mask = mask.unsqueeze(-1)
+    bad = ((values < 0) | (values > 1)) & mask
+    if not bool(bad.any()):
+        return
+    where = tuple(int(i) for i in torch.nonzero(bad)[0].tolist())
+    value = float(values[where])
+    if single and targets.per_step:
+        where = where[1:]
+    raise DataError(
+        f"The targets '{name}' of loss='bce' must be probabilities in [0, 1]. Got "
+        f"{value:g} at index {where}. Scale them, or use loss='mse' for real values or "
+        f"loss='cross_entropy' for class labels.")
+
+
+def _expected_features(model: Any) -> int | None:
+    """The external features every input node of a built model expects (None if unknown)."""
+    if not all(getattr(node, "built", False) for node in model.nodes.values()):
+        return None
+    sizes = {external_features(model, name) for name in model.input_names}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 def prepare_samples(model: Any, X: Any, y: Any, *, labels: bool, warmup: int = 0,
                     dtype: torch.dtype = torch.float32, device: Any = "cpu",
-                    names: tuple[str, str] = ("X", "y")) -> Samples:
-    """Read ``X`` and ``y`` (see :mod:`deepreservoir.data`) and arrange them as samples."""
-    batch = as_batch(X, name=names[0], dtype=dtype, device=device)
-    targets = as_targets(y, batch, labels=labels, name=names[1], dtype=dtype, device=device)
+                    names: tuple[str, str] = ("X", "y"), loss: Any = None) -> Samples:
+    """Read ``X`` and ``y`` (see :mod:`deepreservoir.data`) and arrange them as samples.
+
+    A built model's inputs must have the features it was built for; with
+    ``loss="bce"`` the targets must be in [0, 1].
+
+    Raises
+    ------
+    DataError
+        Data the normaliser refuses (text, object or complex targets among them,
+        a feature count the built model does not take), class labels out of range
+        (see :func:`check_labels`), or ``"bce"`` targets outside [0, 1].
+    """
+    batch = as_batch(X, name=names[0], dtype=dtype, device=device,
+                     features=_expected_features(model))
+    targets = as_targets(y, batch, labels=labels, name=names[1], dtype=dtype, device=device,
+                         time_structure=model.has_time_structure())
+    if labels:
+        check_labels(targets, _declared_classes(model), names[1], batch.layout == "single")
+    elif isinstance(loss, str) and loss == "bce":
+        check_binary_targets(targets, names[1], batch.layout == "single")
     if not model.has_time_structure() and targets.per_step:
         keep = targets.mask
         if warmup:
@@ -229,7 +347,10 @@ class LoaderSampler:
         values = x.to(device=self.device, dtype=self.dtype)
         reference = SequenceBatch(values, None, "batch", "torch")
         targets = as_targets(y, reference, labels=self.labels, name="y", dtype=self.dtype,
-                             device=self.device)
+                             device=self.device,
+                             time_structure=self.model.has_time_structure())
+        if self.labels:
+            check_labels(targets, _declared_classes(self.model), "y")
         if targets.per_step and not self.model.has_time_structure() and values.shape[1] == 1:
             return Samples(values, None, targets.values[:, 0], targets.mask[:, 0], False,
                            self.labels)
@@ -237,21 +358,48 @@ class LoaderSampler:
                        self.labels)
 
 
-def label_groups(data: Samples, seed_labels: Mapping[int, Iterable[int]]
+def label_groups(data: Samples, seed_labels: Mapping[int, Iterable[int]], name: str = "y"
                  ) -> list[tuple[int, Tensor]]:
-    """Sample indices per scaffold seed, from ``{seed: labels}``; a label has one seed."""
+    """Sample indices per scaffold seed, from ``{seed: labels}``; a label has one seed.
+
+    Every label of ``data`` must belong to a seed: a sample whose label has none
+    would be silently left out of training (or validation).
+
+    Parameters
+    ----------
+    data : Samples
+        Labelled samples.
+    seed_labels : dict {seed: labels}
+    name : str
+        The targets, for messages (``"y"``, ``"validation_data[1]"``).
+
+    Raises
+    ------
+    ParameterError
+        A malformed dict, a label given to two seeds, or labels of ``data`` that no
+        seed owns (named, with how many samples carry them).
+    """
     if not isinstance(seed_labels, Mapping) or not seed_labels:
         raise ParameterError(
             f"The 'seed_labels' parameter of fit must be a non-empty dict {{seed: labels}}. "
-            f"Got {seed_labels!r}.")
+            f"Got {format_value(seed_labels)}.")
     groups = []
     owner: dict[int, int] = {}
-    targets = data.y if data.y.ndim == 1 else data.y[:, -1]
+    targets = (data.y if data.y.ndim == 1 else data.y[:, -1]).cpu()
     for seed, labels in seed_labels.items():
         if not (is_int(seed) and seed >= 0):
             raise ParameterError(
                 f"The 'seed_labels' parameter of fit must be a dict {{non-negative int seed: "
-                f"labels}}. Got {seed_labels!r}.")
+                f"labels}}. Got seed {format_value(seed)}.")
+        given = labels
+        if isinstance(labels, (Tensor, np.ndarray)):
+            labels = labels.tolist()
+        labels = [None] if isinstance(labels, (str, bytes)) or not isinstance(
+            labels, Iterable) else list(labels)
+        if not all(is_int(v) and v >= 0 for v in labels):
+            raise ParameterError(
+                f"The 'seed_labels' parameter of fit must map each seed to a list of "
+                f"non-negative int labels. Got {format_value(given)} for seed {seed}.")
         labels = [int(v) for v in labels]
         for label in labels:
             if label in owner:
@@ -259,6 +407,14 @@ def label_groups(data: Samples, seed_labels: Mapping[int, Iterable[int]]
                     f"The 'seed_labels' parameter of fit must give each label to one seed. "
                     f"Got label {label} for seeds {owner[label]} and {seed}.")
             owner[label] = int(seed)
-        mask = torch.isin(targets.cpu(), torch.tensor(labels))
+        mask = torch.isin(targets, torch.tensor(labels, dtype=targets.dtype))
         groups.append((int(seed), torch.nonzero(mask)[:, 0]))
+    present = torch.unique(targets).tolist()
+    missing = [int(v) for v in present if int(v) not in owner]
+    if missing:
+        dropped = int(torch.isin(targets, torch.tensor(missing, dtype=targets.dtype)).sum())
+        raise ParameterError(
+            f"The 'seed_labels' parameter of fit gives no seed to the labels {missing} of "
+            f"'{name}' ({dropped} of {len(targets)} samples), which would be left out. Give "
+            f"every label a seed. Got {format_value(dict(seed_labels), 120)}.")
     return groups

@@ -189,3 +189,65 @@ def test_plot_needs_an_analysis_result():
     with pytest.raises(ParameterError, match=r"'result' parameter of plot must be an analysis "
                                              r"result"):
         plot(np.zeros(3))
+
+
+# ------------------------------------------------------ regressions from the probe suite
+def test_spectral_radius_of_empty_matrix_is_refused():
+    with pytest.raises(DataError, match=r"'target' argument of spectral_radius is an empty "
+                                        r"matrix: shape \(0, 0\)"):
+        spectral_radius(np.zeros((0, 0)))
+
+
+@pytest.mark.parametrize("matrix", [np.eye(3) * 1j, torch.eye(3, dtype=torch.complex64)])
+def test_spectral_radius_refuses_complex_matrix(matrix):
+    with pytest.raises(DataError, match=r"'target' argument of spectral_radius must be "
+                                        r"real-valued\. Got complex"):
+        spectral_radius(matrix)
+
+
+def test_pca_dimension_refuses_complex_points():
+    points = np.random.default_rng(0).standard_normal((20, 4)) * 1j
+    with pytest.raises(DataError, match=r"'X' argument of pca_dimension must be real-valued\. "
+                                        r"Got complex"):
+        pca_dimension(points)
+
+
+def test_check_esp_refuses_complex_inputs():
+    with pytest.raises(DataError, match=r"'inputs' argument of check_esp must be "
+                                        r"real-valued\. Got complex"):
+        check_esp(dr.Reservoir(8, seed=0, input_dim=1), inputs=np.ones((20, 1)) * 1j)
+
+
+def test_check_esp_refuses_empty_inputs():
+    with pytest.raises(DataError, match=r"'inputs' argument of check_esp is empty: "
+                                        r"shape \(0, 1\)"):
+        check_esp(dr.Reservoir(8, seed=0, input_dim=1), inputs=np.zeros((0, 1)))
+
+
+def _fitted_esn():
+    rng = np.random.default_rng(0)
+    model = dr.Reservoir(8, seed=0, name="res") >> dr.Ridge(1e-6, name="ro")
+    model.fit(rng.standard_normal((30, 1)), rng.standard_normal((30, 1)), warmup=2)
+    return model
+
+
+def test_check_esp_wrong_feature_count_names_inputs():
+    inputs = np.random.default_rng(1).standard_normal((50, 7))
+    with pytest.raises(DataError, match=r"'inputs' argument .*Got 7"):
+        check_esp(_fitted_esn(), inputs=inputs)
+
+
+def test_lyapunov_wrong_feature_count_names_inputs():
+    inputs = np.random.default_rng(1).standard_normal((50, 7))
+    with pytest.raises(DataError, match=r"'inputs' argument .*Got 7"):
+        lyapunov_exponents(_fitted_esn(), inputs=inputs, steps=20, warmup=5)
+
+
+def test_current_beta_of_unbuilt_scaffold_is_not_fitted():
+    from deepreservoir.analysis import current_beta
+
+    model = dr.Input() >> dr.Scaffold(8, r=2, seed=1, name="hidden") >> dr.LoRAReadout(
+        3, r=1, seed=0, name="head")
+    with pytest.raises(NotFittedError, match=r"'model' argument of current_beta is not built "
+                                             r"yet.*'hidden'.*Run or fit"):
+        current_beta(model)

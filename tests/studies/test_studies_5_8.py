@@ -136,10 +136,10 @@ def test_narma10_follows_the_recurrence():
                                           ({"seed": -1}, "seed"), ({"transient": 3}, "transient")])
 def test_narma10_rejects_bad_arguments(kwargs, name):
     from deepreservoir.datasets import narma10
-    from deepreservoir.errors import DataError
+    from deepreservoir.errors import ParameterError
 
     arguments = {"steps": 10, **kwargs}
-    with pytest.raises(DataError, match=f"'{name}' parameter of narma10"):
+    with pytest.raises(ParameterError, match=f"'{name}' parameter of narma10"):
         narma10(**arguments)
 
 
