@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepreservoir.errors import DataError, ParameterError, format_value
+from deepreservoir.errors import NonFiniteError, ParameterError, format_value
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -382,7 +382,7 @@ def all_finite(values: torch.Tensor) -> bool:
 
 
 def nonfinite_error(outputs: Mapping[str, torch.Tensor], hints: Mapping[str, str],
-                    offset: int | None) -> DataError:
+                    offset: int | None) -> NonFiniteError:
     """The error for node outputs of which some hold NaN or inf.
 
     Parameters
@@ -407,7 +407,7 @@ def nonfinite_error(outputs: Mapping[str, torch.Tensor], hints: Mapping[str, str
         if len(steps) and (first is None or int(steps[0, 0]) < first[0]):
             first = (int(steps[0, 0]), name)
     if first is None:  # pragma: no cover - callers pass non-finite outputs only
-        return DataError("A node output is not finite.")
+        return NonFiniteError("A node output is not finite.")
     step, name = first
     values = outputs[name].detach()[:, step]
     bad = ~torch.isfinite(values)
@@ -417,7 +417,7 @@ def nonfinite_error(outputs: Mapping[str, torch.Tensor], hints: Mapping[str, str
              else f"at time step {offset + step} (counting from 0)")
     if values.shape[0] > 1:
         where += f", series {series} (of {values.shape[0]})"
-    return DataError(
+    return NonFiniteError(
         f"Node '{name}' produced a non-finite value ({value}) {where}: "
         f"{int(bad[series].sum())} of its {values.shape[-1]} outputs are NaN or inf there. "
         f"{hints.get(name, '')}To get the non-finite values anyway, run inside "

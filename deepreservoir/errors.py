@@ -11,6 +11,7 @@ __all__ = [
     "DataError",
     "DeepReservoirError",
     "GraphError",
+    "NonFiniteError",
     "NotFittedError",
     "ParameterError",
     "TrainingError",
@@ -28,6 +29,10 @@ class ParameterError(DeepReservoirError, ValueError):
 
 class DataError(DeepReservoirError, ValueError):
     """Input or target data has a wrong shape, dtype, or non-finite values."""
+
+
+class NonFiniteError(DataError):
+    """A node produced NaN or inf while the model ran (the message names the node and step)."""
 
 
 class GraphError(DeepReservoirError, ValueError):

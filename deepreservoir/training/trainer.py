@@ -36,7 +36,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from deepreservoir.errors import DataError, GraphError, ParameterError, TrainingError
+from deepreservoir.errors import (
+    DataError,
+    GraphError,
+    NonFiniteError,
+    ParameterError,
+    TrainingError,
+)
 from deepreservoir.kinds import Gated, Scaffolded
 from deepreservoir.lora import LowRankAdapter
 from deepreservoir.threads import thread_scope
@@ -65,7 +71,7 @@ def gate_values(model) -> dict[str, float]:
 
 def _nonfinite(error: DataError) -> bool:
     """Whether an error is the executor's finite check (a node output became NaN or Inf)."""
-    return "non-finite" in str(error)
+    return isinstance(error, NonFiniteError)
 
 
 def _reason(error: Exception) -> str:
