@@ -73,24 +73,21 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import reservoirpy  # noqa: E402
 import scipy.sparse as sparse  # noqa: E402
 import torch  # noqa: E402
+from _side_by_side import load_average, machine_info, one_thread  # noqa: E402
 from reservoirpy.datasets import mackey_glass  # noqa: E402
 from reservoirpy.nodes import Reservoir as RpyReservoir  # noqa: E402
 from reservoirpy.nodes import Ridge as RpyRidge  # noqa: E402
 
 import deepreservoir as dr  # noqa: E402
-from deepreservoir.threads import set_num_threads  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
 
@@ -124,33 +121,10 @@ QUICK = Setup(units=100, train=500, fit_warmup=50, gen_warmup=100, steps=100, ba
 
 
 # ----------------------------------------------------------------- utilities
-def machine_info() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle
-                        if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"date": datetime.date.today().isoformat(), "cpu": cpu, "nproc": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "reservoirpy": reservoirpy.__version__,
-            "deepreservoir": dr.__version__, "threads": 1, "load": load_average()}
 
 
-def load_average() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def one_thread():
-    """torch, deepreservoir's loops and BLAS on one thread (threadpoolctl if installed)."""
-    torch.set_num_threads(1)
-    set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - the environment variables still apply
-        return None
-    return threadpool_limits(limits=1)
 
 
 def explicit_weights(setup: Setup, seed: int):

@@ -23,6 +23,7 @@ __all__ = [
     "ACTIVATIONS",
     "activation_derivative",
     "csr_operator",
+    "first_nonfinite",
     "get_activation",
     "leaky_update",
     "lora_convention",
@@ -456,15 +457,23 @@ def ridge_solve(xtx: Tensor, xty: Tensor, x_sum: Tensor, y_sum: Tensor, count: i
     return weights, bias
 
 
-def _check_statistics(name: str, statistics: dict[str, Tensor]) -> None:
+def first_nonfinite(statistics: dict[str, Tensor]) -> tuple[str, int, int] | None:
+    """``(name, non-finite entries, entries)`` of the first tensor holding NaN or inf."""
     for label, value in statistics.items():
         if not all_finite(value):
-            bad = int((~torch.isfinite(value)).sum())
-            raise DataError(
-                f"{name} cannot solve its ridge regression: {label} holds {bad} NaN or inf "
-                f"entries (of {value.numel()}). Its inputs are too large for {value.dtype} sums "
-                f"(or not finite): scale them down, or lower the reservoir's sr or "
-                f"input_scaling.")
+            return label, int((~torch.isfinite(value)).sum()), value.numel()
+    return None
+
+
+def _check_statistics(name: str, statistics: dict[str, Tensor]) -> None:
+    found = first_nonfinite(statistics)
+    if found is None:
+        return
+    label, bad, total = found
+    raise DataError(
+        f"{name} cannot solve its ridge regression: {label} holds {bad} NaN or inf "
+        f"entries (of {total}). Its inputs are too large for {statistics[label].dtype} sums "
+        f"(or not finite): scale them down, or lower the reservoir's sr or input_scaling.")
 
 
 # ---------------------------------------------------------------------- LoRA

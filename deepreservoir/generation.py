@@ -39,10 +39,10 @@ from deepreservoir.threads import thread_scope
 __all__ = ["free_run", "generate"]
 
 
-def _check_steps(value: Any, label: str, owner: str) -> int:
+def _check_steps(value: Any, label: str, owner: str, expected: str = "an int >= 1") -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ParameterError(
-            f"The '{label}' parameter of {owner} must be an int >= 1. "
+            f"The '{label}' parameter of {owner} must be {expected}. "
             f"Got {format_value(value)}.")
     return int(value)
 
@@ -93,7 +93,7 @@ def free_run(model, iters: Any, *, reset: bool = False):
         ``(iters, O)`` for one series, ``(B, iters, O)`` for B; a dict by node
         name when the model has several outputs.
     """
-    steps = _check_steps(iters, "iters", "run")
+    steps = _check_steps(iters, "iters", "run", "None or an int >= 1")  # None: run(X)
     plan = plan_of(model)
     _require_ready(model, "run(iters=...)")
     fed = [name for name in plan.inputs if external_features(model, name)]

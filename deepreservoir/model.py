@@ -24,7 +24,6 @@ from deepreservoir.constraints import (
     AnyOf,
     Constraint,
     Interval,
-    OneOf,
     Predicate,
     Seed,
     validate_params,
@@ -63,12 +62,12 @@ _BOOL = Predicate(lambda value: isinstance(value, bool), "a bool (True or False)
 #: them), by method: one table, checked by :func:`check_keywords` before any work.
 #: ``fit`` has its own table by training path (:mod:`deepreservoir.training.options`).
 KEYWORDS: dict[str, dict[str, Constraint]] = {
-    "run": {"reset": _BOOL, "iters": AnyOf((None, Interval(int, 1, None)))},
+    # run's ``iters``, generate's ``n`` and partial_fit's ``feedback`` and ``learners``
+    # are checked where they are used (deepreservoir.generation, training.online)
+    "run": {"reset": _BOOL},
     "states": {"reset": _BOOL, "inputs": _BOOL},
-    "generate": {"n": Interval(int, 1, None), "reset": _BOOL},
-    "partial_fit": {"warmup": Interval(int, 0, None), "reset": _BOOL,
-                    "feedback": OneOf(("prediction", "target")),
-                    "learners": OneOf(("per_series", "shared"))},
+    "generate": {"reset": _BOOL},
+    "partial_fit": {"warmup": Interval(int, 0, None), "reset": _BOOL},
     "save": {"path": PATH, "overwrite": _BOOL, "key": AnyOf((None, KEY))},
     "footprint": {"path": AnyOf((None, PATH))},
     "reseed": {"seed": AnyOf((None, Seed()))},
@@ -183,7 +182,7 @@ class Model(Graph):
         The output in the input's layout and type; a dict by node name when the
         model has several outputs.
         """
-        check_keywords("run", reset=reset, iters=iters)
+        check_keywords("run", reset=reset)
         if X is None or iters is not None:
             if X is not None:
                 raise DataError("run() takes data X or iters=, not both.")
@@ -384,7 +383,7 @@ class Model(Graph):
         -------
         ``(n, O)`` for one series, ``(B, n, O)`` for B, in the type of the data.
         """
-        check_keywords("generate", n=n, reset=reset)
+        check_keywords("generate", reset=reset)
         return generate(self, n, warmup=warmup, start=start, reset=reset)
 
     # -------------------------------------------------------------- training
@@ -446,8 +445,7 @@ class Model(Graph):
         from deepreservoir.training.fitting import training_path
         from deepreservoir.training.online import partial_fit_online
 
-        check_keywords("partial_fit", warmup=warmup, reset=reset, feedback=feedback,
-                       learners=learners)
+        check_keywords("partial_fit", warmup=warmup, reset=reset)
         path, deciders = training_path(self)
         if path != "online":
             raise GraphError(

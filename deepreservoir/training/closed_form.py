@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from deepreservoir.constraints import all_finite
 from deepreservoir.data import Targets, as_targets
 from deepreservoir.errors import DataError, NotFittedError
 from deepreservoir.executor import (
@@ -29,6 +28,7 @@ from deepreservoir.executor import (
     prepare,
     require_fitted,
 )
+from deepreservoir.functional import first_nonfinite
 from deepreservoir.kinds import ClosedForm, SufficientStatistics
 from deepreservoir.threads import thread_scope
 
@@ -161,15 +161,15 @@ def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = Tru
 
 def _check_statistics(node, statistics: SufficientStatistics) -> None:
     """Refuse statistics holding NaN or inf before the solve (LAPACK fails on them)."""
-    for key, value in statistics.sums.items():
-        if not all_finite(value):
-            bad = int((~torch.isfinite(value)).sum())
-            raise DataError(
-                f"{type(node).__name__} '{node.name}' cannot be fitted: its statistic {key!r} "
-                f"holds {bad} NaN or inf entries (of {value.numel()}), summed over "
-                f"{statistics.count} training rows. What it receives is too large for "
-                f"{value.dtype} sums: scale its inputs down, or lower the reservoir's sr or "
-                f"input_scaling.")
+    found = first_nonfinite(statistics.sums)
+    if found is None:
+        return
+    key, bad, total = found
+    raise DataError(
+        f"{type(node).__name__} '{node.name}' cannot be fitted: its statistic {key!r} "
+        f"holds {bad} NaN or inf entries (of {total}), summed over {statistics.count} "
+        f"training rows. What it receives is too large for {statistics.sums[key].dtype} "
+        f"sums: scale its inputs down, or lower the reservoir's sr or input_scaling.")
 
 
 def _rows(inputs, target: Targets, start: int, stop: int, warmup: int, last):

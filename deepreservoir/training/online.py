@@ -79,11 +79,11 @@ def online_nodes(model) -> list[str]:
     return [name for name, node in model.nodes.items() if isinstance(node, Online)]
 
 
-def _check_mode(value: Any, label: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
+def _check_mode(value: Any, label: str, allowed: tuple[str, ...], method: str) -> str:
+    if not isinstance(value, str) or value not in allowed:
         raise ParameterError(
-            f"The '{label}' parameter of fit must be one of {', '.join(map(repr, allowed))}. "
-            f"Got {format_value(value)}.")
+            f"The '{label}' parameter of {method} must be one of "
+            f"{', '.join(map(repr, allowed))}. Got {format_value(value)}.")
     return value
 
 
@@ -148,8 +148,9 @@ def _learn(model, batches, targets, reference, state: RunState, learners: dict, 
 
 def _run_online(model, X: Any, Y: Any, *, warmup: int, reset: bool, verbose: int,
                 feedback: str, learners: str, restart: bool):
-    _check_mode(feedback, "feedback", FEEDBACK_MODES)
-    _check_mode(learners, "learners", LEARNER_MODES)
+    method = "fit" if restart else "partial_fit"
+    _check_mode(feedback, "feedback", FEEDBACK_MODES, method)
+    _check_mode(learners, "learners", LEARNER_MODES, method)
     names, batches, targets, reference = _read(model, X, Y)
     nodes = {name: model.nodes[name] for name in names}
     if restart:
