@@ -1,12 +1,26 @@
-"""Shared helpers of studies 1–4 (rank_sweep, families, scaffold_resampling, ablations).
+"""Shared helpers of the studies: data (built-in or a user's file), recipes, verdicts, output.
 
 Not a study (the leading underscore): a study loads it with
 ``deepreservoir.studies.load_helper("_common", Path(__file__).parent)``.
+
+* **Data.** :func:`data` gives a built-in set (``"mnist1d"``, ``"digits"``) or a
+  user's ``.npz`` file (``X``, ``y``, optionally ``X_test``, ``y_test``; see
+  :func:`deepreservoir.data_files.load_npz`); :func:`data_label` names it.
+* **Recipes.** ``"default"`` (α = r, fixed learning rates) or ``"paper"`` (α = 1
+  and a learning rate searched per method on the validation split); :func:`train`
+  applies one and :func:`recipe_line` states it, with the step count.
+* **Verdicts.** Every difference from the paper is classified as one of
+  :data:`VERDICTS` (:func:`verdict_table`).
+* **Honest numbers.** :func:`mean_sd` writes ``n = 1`` instead of a zero spread;
+  :func:`run_line` gives the wall time, CPU time, load and threads.
+* Paper numbers come from :data:`PAPER_SOURCE` (in the repository).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
@@ -19,39 +33,133 @@ import xarray as xr
 from deepreservoir.sweep import TrainConfig, load_dataset, train_classifier
 
 __all__ = [
+    "LR_GRID",
     "PAPER_MNIST_MEDIUM",
     "PAPER_MNIST_MEDIUM_FULL",
+    "PAPER_SOURCE",
+    "RECIPES",
+    "VERDICTS",
     "Timer",
     "bar",
+    "chance_line",
     "config_attrs",
     "data",
+    "data_label",
     "figure",
     "finish",
     "md_table",
+    "mean_sd",
     "netcdf_attrs",
     "progress_bar",
+    "rank_colors",
+    "recipe_config",
+    "recipe_line",
+    "run_line",
+    "runs_per_train",
+    "steps",
     "train",
+    "verdict_table",
     "write_outputs",
 ]
 
-#: The paper's MNIST test accuracy (%), medium preset, α = 1 (REFERENCE.md).
+#: Where every paper figure a study quotes is written down (a file of the repository).
+PAPER_SOURCE = "docs/paper.md"
+
+#: The training recipes of the MLP studies (``--recipe``).
+RECIPES = ("default", "paper")
+
+#: Learning rates the "paper" recipe searches per method (full run, quick run).
+LR_GRID = {False: (1e-3, 3e-3, 1e-2), True: (3e-3, 1e-2)}
+
+#: How a summary classifies each comparison with the paper.
+VERDICTS = {
+    "agrees": "ours matches the paper's figure or claim within the stated tolerance",
+    "dataset effect": "the data differ (e.g. MNIST-1D is harder than MNIST); the measure "
+                      "does not transfer",
+    "setup effect": "a choice of ours differs from the paper's (recipe, scale, step count, "
+                    "size) and explains the gap",
+    "real disagreement": "same measure, comparable setup, and the paper's figure is not "
+                         "reached; the evidence is given",
+}
+
+#: The paper's MNIST test accuracy (%), medium preset, α = 1 (docs/paper.md).
 PAPER_MNIST_MEDIUM = {1: 89.33, 2: 92.73, 4: 95.44, 8: 96.80, 16: 97.53, 32: 97.80}
 PAPER_MNIST_MEDIUM_FULL = 98.38
 
 _DATA: dict[tuple[str, int | None], dict[str, np.ndarray]] = {}
 
 
-def data(name: str, num_samples: int | None = None) -> dict[str, np.ndarray]:
-    """A data set by name (cached in this process: mnist1d takes seconds to generate)."""
-    key = (name, num_samples)
+def data(name: str | os.PathLike, num_samples: int | None = None) -> dict[str, np.ndarray]:
+    """A built-in data set by name, or a user's ``.npz`` file by path (cached per process).
+
+    ``num_samples``: for mnist1d the samples generated; for digits and a file the
+    training samples kept (the test split stays whole).
+    """
+    key = (str(name), num_samples)
     if key not in _DATA:
         _DATA[key] = load_dataset(name, num_samples=num_samples)
     return _DATA[key]
 
 
+def data_label(name: str | os.PathLike | None) -> str:
+    """A readable name: ``"MNIST-1D"``, ``"digits"``, or ``"file mnist.npz"``."""
+    if name is None:
+        return "none"
+    text = str(name)
+    return {"mnist1d": "MNIST-1D", "digits": "digits"}.get(text, f"file {Path(text).name}")
+
+
+def steps(n_train: int, config: TrainConfig) -> int:
+    """Optimizer steps of one run: epochs × batches of the training part (after validation)."""
+    kept = n_train - round(config.validation_split * n_train)
+    return int(config.epochs * math.ceil(max(kept, 1) / config.batch_size))
+
+
+def recipe_config(recipe: str, config: TrainConfig) -> TrainConfig:
+    """``config`` under ``recipe``: ``"paper"`` sets α = 1 (the paper's MNIST α)."""
+    from dataclasses import replace
+
+    if recipe not in RECIPES:
+        raise ValueError(f"The 'recipe' parameter must be one of {', '.join(RECIPES)}. "
+                         f"Got {recipe!r}.")
+    return replace(config, alpha=1.0) if recipe == "paper" else config
+
+
+def runs_per_train(recipe: str, quick: bool) -> int:
+    """Trainings behind one :func:`train` call (the size of the learning-rate search)."""
+    return len(LR_GRID[bool(quick)]) if recipe == "paper" else 1
+
+
+def recipe_line(recipe: str, config: TrainConfig, n_train: int, quick: bool) -> str:
+    """One sentence stating the recipe, its learning rates and its step count."""
+    count = steps(n_train, config)
+    alpha = ("α = r (scale 1)" if config.alpha is None
+             else f"α = {config.alpha:g} (scale α/r)")
+    if recipe == "paper":
+        grid = ", ".join(f"{lr:g}" for lr in LR_GRID[bool(quick)])
+        lrs = (f"lr searched per method over {{{grid}}} on the "
+               f"{100 * config.validation_split:g} % validation split")
+    else:
+        lrs = f"lr {config.lr:g} (LottaLoRA) and {config.full_lr:g} (full), fixed"
+    return (f"Recipe '{recipe}': {alpha}; {lrs}; {config.epochs} epochs × "
+            f"{count // max(config.epochs, 1)} batches of {config.batch_size} = {count:,} "
+            f"steps per run (the paper: lr 1e-3 over about 8,400 steps, 20 epochs of 54,000 "
+            f"MNIST images).")
+
+
 def train(dataset: dict[str, np.ndarray], config: TrainConfig, *, progress_bar=None,
-          **options: Any) -> tuple[Any, dict[str, Any]]:
-    """:func:`deepreservoir.sweep.train_classifier`, ticking ``progress_bar`` once per epoch."""
+          recipe: str = "default", quick: bool = False, **options: Any
+          ) -> tuple[Any, dict[str, Any]]:
+    """Train one run under ``recipe``, ticking ``progress_bar`` once per epoch.
+
+    ``"default"``: :func:`deepreservoir.sweep.train_classifier` with ``config``.
+    ``"paper"``: α = 1, and one run per learning rate of :data:`LR_GRID` (as
+    ``lr`` for LottaLoRA, ``full_lr`` for full training); the run with the best
+    validation accuracy is kept. Its metrics gain ``lr`` (the chosen rate) and
+    ``val_accuracy_by_lr``. Every run's metrics gain ``steps``.
+    """
+    from dataclasses import replace
+
     callbacks = []
     if progress_bar is not None:
         def tick(epoch, logs, model):
@@ -59,7 +167,84 @@ def train(dataset: dict[str, np.ndarray], config: TrainConfig, *, progress_bar=N
             if "val_accuracy" in logs:
                 progress_bar.set_postfix(val_acc=f"{logs['val_accuracy']:.3f}")
         callbacks.append(tick)
-    return train_classifier(dataset, config=config, callbacks=callbacks, **options)
+    config = recipe_config(recipe, config)
+    full = bool(options.get("full", False))
+    n_train = len(dataset["y_train"])
+    if recipe == "default":
+        model, metrics = train_classifier(dataset, config=config, callbacks=callbacks,
+                                          **options)
+        metrics["lr"] = config.full_lr if full else config.lr
+        metrics["steps"] = steps(n_train, config)
+        return model, metrics
+    best = None
+    by_lr = {}
+    for lr in LR_GRID[bool(quick)]:
+        trial = replace(config, full_lr=lr) if full else replace(config, lr=lr)
+        model, metrics = train_classifier(dataset, config=trial, callbacks=callbacks,
+                                          **options)
+        by_lr[lr] = metrics["val_accuracy"]
+        if best is None or metrics["val_accuracy"] > best[1]["val_accuracy"]:
+            best = (model, {**metrics, "lr": lr})
+    model, metrics = best
+    metrics["val_accuracy_by_lr"] = by_lr
+    metrics["steps"] = steps(n_train, config)
+    return model, metrics
+
+
+def mean_sd(values: Sequence[float] | np.ndarray, scale: float = 1.0, digits: int = 1,
+            unit: str = "") -> str:
+    """``"56.3 ± 1.2 % (n = 3)"``; a single value is ``"56.3 % (n = 1)"``, never ``± 0.0``.
+
+    NaNs are left out of the count.
+    """
+    array = np.asarray(values, dtype=float).ravel() * scale
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        return "— (n = 0)"
+    if array.size == 1:
+        return f"{array[0]:.{digits}f}{unit} (n = 1)"
+    return (f"{array.mean():.{digits}f} ± {array.std(ddof=1):.{digits}f}{unit} "
+            f"(n = {array.size})")
+
+
+def verdict_table(rows: Iterable[Sequence[str]]) -> str:
+    """A markdown table of comparisons: what, paper, ours, verdict, cause and evidence.
+
+    Each row is ``(what, paper, ours, verdict, cause)`` with ``verdict`` a key of
+    :data:`VERDICTS`; the legend of the verdicts follows the table.
+    """
+    rows = [tuple(row) for row in rows]
+    for row in rows:
+        if len(row) != 5 or row[3] not in VERDICTS:
+            raise ValueError(f"A verdict row must be (what, paper, ours, verdict, cause) with "
+                             f"the verdict one of {', '.join(VERDICTS)}. Got {row!r}.")
+    used = [kind for kind in VERDICTS if any(row[3] == kind for row in rows)]
+    legend = "; ".join(f"*{kind}*: {VERDICTS[kind]}" for kind in used)
+    return (md_table(["comparison", f"paper ({PAPER_SOURCE})", "ours", "verdict",
+                      "cause and evidence"], rows) + "\n\nVerdicts: " + legend + ".")
+
+
+def run_line(timer: Timer) -> str:
+    """``"Run time: 550 s wall, 101 s CPU, load average 5.6 on 2 cores; 1 torch thread."``"""
+    import torch
+
+    threads = torch.get_num_threads()
+    return (f"Run time: {timer.text()}; {threads} torch thread{'s' if threads != 1 else ''}.")
+
+
+def rank_colors(ranks: Iterable[int]) -> dict[int, Any]:
+    """One colour per rank, the same in every panel of every study figure."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["viridis"]
+    ranks = sorted(set(int(r) for r in ranks))
+    return {r: palette(i / max(len(ranks) - 1, 1) * 0.9) for i, r in enumerate(ranks)}
+
+
+def chance_line(ax, classes: int, *, percent: bool = True) -> None:
+    """A labelled dotted line at chance accuracy (1/classes) on an accuracy axis."""
+    value = (100.0 if percent else 1.0) / max(int(classes), 1)
+    ax.axhline(value, color="0.5", ls=":", lw=1, label=f"chance (1/{int(classes)})")
 
 
 def bar(total: int, desc: str, progress: bool):

@@ -36,6 +36,11 @@ def _threads(value: str) -> int:
     return number
 
 
+#: The thread policy every command shares (deepreservoir.threads.use_threads).
+THREADS_HELP = ("torch threads (default: $DEEPRESERVOIR_NUM_THREADS, else 1: these small models "
+                "gain nothing from more, and lose much on a busy machine)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of all subcommands."""
     from deepreservoir._version import __version__
@@ -49,10 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = commands.add_parser(
-        "demo", help="ESN on Mackey–Glass and LottaLoRA on MNIST-1D, with figures (~1–2 min)",
+        "demo", help="ESN on Mackey–Glass and LottaLoRA on MNIST-1D, with figures "
+                     "(DEMO_TIME)",
         description="Train an ESN on Mackey–Glass (prints the NRMSE) and the medium MLP on "
                     "MNIST-1D with LottaLoRA at ranks 1, 4, 16 and fully (prints rank, "
-                    "accuracy, %% of full, %% of parameters trained, β per layer), print the "
+                    "accuracy, % of full, % of parameters trained, β per layer), print the "
                     "spectral / echo-state report of both models, and write netCDF results, "
                     "PNG figures and the two saved models into the output folder.")
     demo.add_argument("--out", type=Path, default=Path("deepreservoir-demo"),
@@ -60,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true",
                       help="a tiny configuration that finishes in seconds (for smoke tests)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the MNIST-1D runs (default 0)")
-    demo.add_argument("--threads", type=_threads, default=1,
-                      help="torch threads (default 1: these small models gain nothing from "
-                           "more, and lose much on a busy machine)")
+    demo.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
     sweep = commands.add_parser(
@@ -73,11 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "command after a crash or Ctrl-C skips the finished cells.")
     sweep.add_argument("config", type=Path, metavar="CONFIG", help="the sweep's TOML file")
     sweep.add_argument("--out", type=Path, default=None,
-                       help="merged netCDF file (default: CONFIG with the suffix .nc)")
+                       help="merged netCDF file (default: ./NAME.nc in the current folder, "
+                            "NAME being CONFIG's name without .toml)")
     sweep.add_argument("--workers", type=_threads, default=1,
                        help="local worker processes (default 1)")
-    sweep.add_argument("--threads", type=_threads, default=1,
-                       help="torch threads per worker (default 1)")
+    sweep.add_argument("--threads", type=_threads, default=None,
+                       help="torch threads per worker (default: $DEEPRESERVOIR_NUM_THREADS, "
+                            "else 1)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     inspect = commands.add_parser(
@@ -88,20 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", type=Path, metavar="PATH", help="a saved model (a directory)")
 
     reproduce = commands.add_parser(
-        "reproduce", help="run one paper-reproduction study from analysis/",
-        description="Run a study (a file analysis/NAME.py) and write NAME.nc, NAME.png and "
-                    "NAME.md (paper vs ours) into the output folder; print the summary.")
+        "reproduce", help="run one of the paper-reproduction studies shipped with the package",
+        description="Run a study (its source is analysis/NAME.py in the repository; it ships "
+                    "with the package) and write NAME.nc, NAME.png and NAME.md (paper vs ours, "
+                    "each difference classified) into the output folder; print the summary.")
     reproduce.add_argument("name", nargs="?", metavar="NAME", help="the study's name")
     reproduce.add_argument("--list", action="store_true", help="list the available studies")
     reproduce.add_argument("--quick", action="store_true", help="a small configuration")
     reproduce.add_argument("--out", type=Path, default=Path("analysis-results"),
                            help="output folder (default: ./analysis-results)")
     reproduce.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    reproduce.add_argument("--data", type=Path, default=None, metavar="FILE.npz",
+                           help="a data file with X and y (optionally X_test, y_test) in place "
+                                "of the study's built-in data; nothing is downloaded")
+    reproduce.add_argument("--recipe", choices=("default", "paper"), default="default",
+                           help="training recipe of the MLP studies: 'default' (α = r, fixed "
+                                "lr) or 'paper' (α = 1, lr searched per method on the "
+                                "validation split)")
     reproduce.add_argument("--studies-dir", type=Path, default=None,
-                           help="folder of the studies (default: $DEEPRESERVOIR_STUDIES, "
-                                "./analysis, or the repository's analysis/)")
-    reproduce.add_argument("--threads", type=_threads, default=None,
-                           help="torch threads (default: torch's choice)")
+                           help="a folder of your own studies (default: $DEEPRESERVOIR_STUDIES, "
+                                "else the studies shipped with the package)")
+    reproduce.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
     reproduce.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
 
@@ -130,13 +143,15 @@ def _expect_folder(path: Path | None, flag: str, *, create: bool = False) -> Non
 
 
 def _set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
+    from deepreservoir.threads import use_threads
 
-        torch.set_num_threads(threads)
+    use_threads(threads)
 
 
 def _cmd_demo(args) -> int:
+    from deepreservoir._extras import require_extra
+
+    require_extra("the demo")
     from deepreservoir.demo import run_demo
 
     _expect_folder(args.out, "--out", create=True)
@@ -147,11 +162,13 @@ def _cmd_demo(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from deepreservoir.sweep import load_config, run_sweep, sidecar_folder
+    from deepreservoir.threads import get_num_threads
 
     config = load_config(args.config)
-    out = args.out if args.out is not None else args.config.with_suffix(".nc")
+    out = args.out if args.out is not None else Path(args.config.with_suffix(".nc").name)
+    threads = args.threads if args.threads is not None else (get_num_threads() or 1)
     merged, stats = run_sweep(config, out, workers=args.workers,
-                              threads_per_worker=args.threads, progress=not args.no_progress)
+                              threads_per_worker=threads, progress=not args.no_progress)
     print(f"{stats['total']} cells: {stats['done_before']} already done, {stats['trained']} "
           f"trained now. Wrote {out} (cells in {sidecar_folder(Path(out))}/).")
     accuracy = merged["test_accuracy"].mean("seed")
@@ -204,10 +221,14 @@ def _cmd_reproduce(args) -> int:
         return 0
     if not args.name:
         raise _UsageError("reproduce needs a study NAME or --list")
+    from deepreservoir._extras import require_extra
+
+    require_extra("running a study")
     _expect_folder(args.out, "--out", create=True)
     _set_threads(args.threads)
     result = run_study(args.name, args.out, quick=args.quick, seed=args.seed,
-                       progress=not args.no_progress, studies_dir=args.studies_dir)
+                       progress=not args.no_progress, studies_dir=args.studies_dir,
+                       data=args.data, recipe=args.recipe)
     print(result["summary"])
     print()
     held = [k for k, v in result["claims"].items() if v]

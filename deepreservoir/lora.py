@@ -9,7 +9,11 @@ An adapted layer applies
 
 with ``W_seed`` frozen (regenerated from a seed key, never trained), ``A`` drawn
 Kaiming-uniform from the same key (role ``"lora_A"``), ``B = 0`` and ``β = 1`` at
-the start, so a fresh adapter changes nothing.
+the start, so a fresh adapter changes nothing. ``b_init="kaiming"`` draws ``B``
+Kaiming-uniform too (role ``"lora_B"``, fan-in = rank): the start then differs
+from the scaffold alone, but an adapter on a zero scaffold (``W_seed = 0``)
+gets non-zero gradients from the first step (see :func:`dead_start_reason`
+in :mod:`deepreservoir.nodes.low_rank`).
 
 :class:`LowRankAdapter` is both the declared *kind* (``isinstance(node,
 LowRankAdapter)``) and the shared implementation used by
@@ -43,8 +47,11 @@ from deepreservoir.errors import DeepReservoirError
 from deepreservoir.families import make_weight
 from deepreservoir.seeding import SeedKey
 
-__all__ = ["LowRankAdapter", "MergedAdapterError", "RankCappedWarning", "lora_convention",
-           "lora_scale"]
+__all__ = ["B_INITS", "LowRankAdapter", "MergedAdapterError", "RankCappedWarning",
+           "lora_convention", "lora_scale"]
+
+#: How ``B`` starts: ``"zeros"`` (LoRA's default) or ``"kaiming"`` (Kaiming-uniform, a = √5).
+B_INITS = ("zeros", "kaiming")
 
 
 class RankCappedWarning(UserWarning):
@@ -123,8 +130,10 @@ class LowRankAdapter:
     alpha: float | None
     rslora: bool
 
-    def _init_adapter(self, r: int, alpha: float | None, rslora: bool, gate: bool = True) -> None:
+    def _init_adapter(self, r: int, alpha: float | None, rslora: bool, gate: bool = True,
+                      b_init: str = "zeros") -> None:
         self.r = int(r)
+        self.b_init = b_init
         self.rank_ = int(r)
         self.alpha = None if alpha is None else float(alpha)
         self.rslora = bool(rslora)
@@ -138,7 +147,9 @@ class LowRankAdapter:
         """Create ``A_`` (rank, d_in, *a_tail), ``B_`` (d_out, rank, *b_tail) and ``beta_``.
 
         ``A`` is Kaiming-uniform (a = √5) with fan-in ``a_fan_in`` (default ``d_in``
-        times the kernel size), drawn from ``key`` with role ``"lora_A"``.
+        times the kernel size), drawn from ``key`` with role ``"lora_A"``. ``B`` is 0,
+        or Kaiming-uniform with fan-in ``rank`` (role ``"lora_B"``) when
+        ``b_init == "kaiming"``.
         """
         owner = owner or type(self).__name__
         fan_in = a_fan_in if a_fan_in is not None else d_in * int(np.prod(a_tail, dtype=int))
@@ -153,7 +164,13 @@ class LowRankAdapter:
                         fan_in=fan_in, fan_out=self.rank_)
         options = {"dtype": dtype, "device": device}
         self.A_ = torch.nn.Parameter(torch.as_tensor(A, dtype=torch.float64).to(**options))
-        self.B_ = torch.nn.Parameter(torch.zeros((d_out, self.rank_, *b_tail), **options))
+        b_shape = (d_out, self.rank_, *b_tail)
+        if getattr(self, "b_init", "zeros") == "kaiming":
+            B = make_weight("kaiming_uniform", key, "lora_B", b_shape,
+                            fan_in=self.rank_ * int(np.prod(b_tail, dtype=int)), fan_out=d_out)
+            self.B_ = torch.nn.Parameter(torch.as_tensor(B, dtype=torch.float64).to(**options))
+        else:
+            self.B_ = torch.nn.Parameter(torch.zeros(b_shape, **options))
         self.beta_ = (torch.nn.Parameter(torch.ones((), **options)) if self.gated else None)
 
     # ------------------------------------------------------------- the maths
@@ -170,6 +187,13 @@ class LowRankAdapter:
         """β, or 1.0 when the layer has no trained gate."""
         beta = getattr(self, "beta_", None)
         return 1.0 if beta is None else beta
+
+    def dead_start_reason(self) -> str | None:
+        """Why gradient training cannot move this layer from its start, or ``None``.
+
+        Layers that can start dead (a zero scaffold, ``B = 0``, a ReLU) override it.
+        """
+        return None
 
     def has_adapter(self) -> bool:
         """Whether the layer was built with a rank above 0."""

@@ -5,18 +5,26 @@ are helpers, not studies). It defines
 
 * ``TITLE: str`` — a one-line title;
 * ``PAPER: str`` — one line naming the table or figure of the paper it reproduces;
-* ``run(out_dir, *, quick=False, seed=0, progress=True) -> dict``, which writes
+* ``run(out_dir, *, quick=False, seed=0, progress=True, data=None, recipe="default")
+  -> dict`` (``data``: a user's ``.npz`` file in place of the study's built-in
+  data; ``recipe``: ``"default"`` or ``"paper"``; a study that has no use for one
+  of them may leave it out, and is then refused it by name), which writes
   ``<out_dir>/<name>.nc`` (an xarray Dataset whose attrs record the
   configuration and the run time in seconds), ``<out_dir>/<name>.png`` and
   ``<out_dir>/<name>.md`` (the paper's number and ours side by side), and
   returns ``{"dataset": Dataset, "summary": str, "claims": {name: bool},
   "files": [paths]}``.
 
-Studies are plain files, not a package: they are loaded by path with
-:mod:`importlib`, and a study imports its helpers with :func:`load_helper`.
-The folder is searched, in order, at an explicit ``studies_dir``, at
-``$DEEPRESERVOIR_STUDIES``, at ``./analysis`` and at the ``analysis/`` folder of
-the repository that holds the installed package.
+The studies' sources live in the repository's top-level ``analysis/`` folder
+and ship with the package as ``deepreservoir._studies`` (a mapping in
+``pyproject.toml``), so ``deepreservoir reproduce`` works after a plain
+``pip install`` from any folder. They are loaded by path with :mod:`importlib`,
+and a study imports its helpers with :func:`load_helper`.
+
+The folder is, in order: an explicit ``studies_dir``, ``$DEEPRESERVOIR_STUDIES``,
+or the studies shipped with the package. A folder that merely happens to be
+called ``./analysis`` in the current directory is never imported unless named
+(running arbitrary code found there would be a surprise).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from deepreservoir.errors import DataError, ParameterError
 
 __all__ = [
     "ENV_VARIABLE",
+    "RECIPES",
     "StudyResult",
     "available_studies",
     "check_result",
@@ -41,10 +50,14 @@ __all__ = [
     "load_helper",
     "load_study",
     "run_study",
+    "shipped_studies_dir",
 ]
 
 #: Environment variable naming the studies folder.
 ENV_VARIABLE = "DEEPRESERVOIR_STUDIES"
+
+#: The training recipes a study may offer (``--recipe``).
+RECIPES = ("default", "paper")
 
 #: What ``run()`` must return (key → type).
 StudyResult = dict[str, Any]
@@ -59,10 +72,16 @@ def _candidates(studies_dir: str | os.PathLike | None) -> list[tuple[str, Path]]
     env = os.environ.get(ENV_VARIABLE)
     if env:
         found.append((f"${ENV_VARIABLE}", Path(env)))
-    found.append(("./analysis", Path.cwd() / "analysis"))
-    found.append(("the repository of the package",
-                  Path(__file__).resolve().parent.parent / "analysis"))
+    found.append(("the studies shipped with deepreservoir", shipped_studies_dir()))
     return found
+
+
+def shipped_studies_dir() -> Path:
+    """The folder of the studies installed with the package (``deepreservoir._studies``)."""
+    spec = importlib.util.find_spec("deepreservoir._studies")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent / "_studies"  # pragma: no cover - broken install
 
 
 def find_studies_dir(studies_dir: str | os.PathLike | None = None) -> Path:
@@ -76,8 +95,8 @@ def find_studies_dir(studies_dir: str | os.PathLike | None = None) -> Path:
     Returns
     -------
     Path
-        The first existing folder among ``studies_dir``, ``$DEEPRESERVOIR_STUDIES``,
-        ``./analysis`` and the repository's ``analysis/``.
+        The first existing folder among ``studies_dir``, ``$DEEPRESERVOIR_STUDIES``
+        and the studies shipped with the package.
 
     Raises
     ------
@@ -203,20 +222,60 @@ def check_result(name: str, result: Any, out_dir: Path) -> StudyResult:
 
 
 def run_study(name: str, out_dir: str | os.PathLike, *, quick: bool = False, seed: int = 0,
-              progress: bool = True,
-              studies_dir: str | os.PathLike | None = None) -> StudyResult:
+              progress: bool = True, studies_dir: str | os.PathLike | None = None,
+              data: str | os.PathLike | None = None, recipe: str = "default") -> StudyResult:
     """Load and run one study, then check its result.
+
+    Parameters
+    ----------
+    name, out_dir, quick, seed, progress, studies_dir
+        The study, where its files go, and how it runs.
+    data : path, optional
+        A user's ``.npz`` file (``X``, ``y``, optionally ``X_test``, ``y_test``)
+        in place of the study's built-in data.
+    recipe : {"default", "paper"}
+        The training recipe of the MLP studies (see ``analysis/_common.py``).
 
     Returns
     -------
     dict
         The study's result, plus ``"seconds"`` (wall time of ``run``).
+
+    Raises
+    ------
+    ParameterError
+        ``data`` or ``recipe`` is given to a study that does not take it, or
+        ``recipe`` is unknown.
+    DataError
+        ``data`` is not a readable ``.npz`` file with ``X`` and ``y``.
     """
+    import inspect
+
+    from deepreservoir.data_files import load_npz
+
+    if recipe not in RECIPES:
+        raise ParameterError(f"The 'recipe' parameter of run_study must be one of "
+                             f"{', '.join(map(repr, RECIPES))}. Got {recipe!r}.")
     module = load_study(name, studies_dir)
+    accepted = inspect.signature(module.run).parameters
+    extra: dict[str, Any] = {}
+    for option, value, default, flag in (("data", data, None, "--data"),
+                                         ("recipe", recipe, "default", "--recipe")):
+        if value == default:
+            continue
+        if option not in accepted:
+            raise ParameterError(
+                f"The study {name!r} does not take the '{option}' parameter ({flag}); "
+                f"it runs on its own set-up. Got {value!r}.")
+        extra[option] = value
+    if data is not None:
+        load_npz(data)  # refuse a bad file before any training
+        extra["data"] = str(data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    result = module.run(out, quick=bool(quick), seed=int(seed), progress=bool(progress))
+    result = module.run(out, quick=bool(quick), seed=int(seed), progress=bool(progress),
+                        **extra)
     seconds = time.perf_counter() - began
     checked = check_result(name, result, out)
     checked["seconds"] = seconds

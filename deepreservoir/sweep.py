@@ -68,6 +68,10 @@ class TrainConfig:
         LoRA α (``None``: α = r, scale 1).
     rslora : bool
         Scale α/√r instead of α/r.
+    scale : {"fan_in", "sigma0.1", "he"} or float
+        The scaffold's scale (:data:`deepreservoir.SCAFFOLD_SCALES`).
+    b_init : {"zeros", "kaiming"}
+        How the adapters' ``B`` starts.
     """
 
     epochs: int = 20
@@ -79,27 +83,33 @@ class TrainConfig:
     validation_split: float = 0.1
     alpha: float | None = None
     rslora: bool = False
+    scale: str | float = "fan_in"
+    b_init: str = "zeros"
 
 
-def load_dataset(name: str, *, num_samples: int | None = None, seed: int = 42
+def load_dataset(name: str | os.PathLike, *, num_samples: int | None = None, seed: int = 42
                  ) -> dict[str, np.ndarray]:
-    """``mnist1d`` (generated locally) or ``digits`` (scikit-learn), as float32/int64 arrays.
+    """``mnist1d`` (generated locally), ``digits`` (scikit-learn) or a user's ``.npz`` file.
 
     ``num_samples``: for mnist1d, the samples generated (80 % train, 20 % test);
-    for digits, the training samples kept (the test split stays whole).
+    for digits and a file, the training samples kept (the test split stays whole).
+    A file is read by :func:`deepreservoir.data_files.load_npz` (``X`` and ``y``,
+    optionally ``X_test`` and ``y_test``; otherwise a 20 % test split drawn with seed 0).
+    Features are float32 and labels int64.
     """
+    from deepreservoir.data_files import is_data_file, load_npz
     from deepreservoir.datasets import load_digits, load_mnist1d
 
     if name == "mnist1d":
         return load_mnist1d(seed=seed, num_samples=num_samples or 5000)
-    if name == "digits":
-        data = load_digits()
+    if name == "digits" or is_data_file(name):
+        data = load_digits() if name == "digits" else load_npz(name)
         if num_samples:  # the first training samples; the test split stays whole
             data = {**data, "x_train": data["x_train"][:num_samples],
                     "y_train": data["y_train"][:num_samples]}
         return data
-    raise ParameterError(f"The 'dataset' parameter must be one of {', '.join(DATASETS)}. "
-                         f"Got {name!r}.")
+    raise ParameterError(f"The 'dataset' parameter must be one of {', '.join(DATASETS)} or a "
+                         f"path to a .npz file with X and y. Got {name!r}.")
 
 
 def train_classifier(data: Mapping[str, np.ndarray], *, preset: str = "medium", rank: int = 8,
@@ -145,7 +155,7 @@ def train_classifier(data: Mapping[str, np.ndarray], *, preset: str = "medium", 
     else:
         model = dr.scaffold_mlp(preset, classes, r=rank, alpha=config.alpha,
                                 rslora=config.rslora, family=family, dropout=config.dropout,
-                                seed=seed, bias=bias)
+                                seed=seed, bias=bias, scale=config.scale, b_init=config.b_init)
     began = time.perf_counter()
     history = model.fit(data["x_train"], data["y_train"], epochs=config.epochs,
                         batch_size=config.batch_size,
@@ -182,7 +192,9 @@ class SweepConfig:
 
     Attributes
     ----------
-    dataset : {"mnist1d", "digits"}
+    dataset : {"mnist1d", "digits"} or path
+        A built-in set or a user's ``.npz`` file (``X``, ``y``, optionally
+        ``X_test``, ``y_test``); a relative path in a TOML file is relative to that file.
     num_samples : int or None
         Samples generated (mnist1d) or kept for training (digits); None: all.
     ranks, seeds, families, presets
@@ -203,8 +215,13 @@ class SweepConfig:
 
     def fingerprint(self) -> str:
         """Hash of what changes a cell's result (data and training options, not the axes)."""
-        payload = json.dumps({"dataset": self.dataset, "num_samples": self.num_samples,
-                              "train": asdict(self.train)}, sort_keys=True)
+        from deepreservoir.data_files import file_digest, is_data_file
+
+        data = {"dataset": self.dataset, "num_samples": self.num_samples,
+                "train": asdict(self.train)}
+        if is_data_file(self.dataset) and Path(self.dataset).is_file():
+            data["data_sha256"] = file_digest(self.dataset)
+        payload = json.dumps(data, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def cells(self) -> list[tuple[str, str, int, int]]:
@@ -267,18 +284,33 @@ def _train_config(where: str, table: Any) -> TrainConfig:
         elif key == "alpha":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
             expected = "a number > 0 (leave it out for α = r)"
+        elif key == "scale":
+            from deepreservoir.nodes import SCAFFOLD_SCALES
+
+            ok = value in SCAFFOLD_SCALES or (isinstance(value, (int, float))
+                                              and not isinstance(value, bool) and value > 0)
+            expected = f"one of {', '.join(SCAFFOLD_SCALES)} or a number > 0 (an absolute σ)"
+        elif key == "b_init":
+            ok = value in ("zeros", "kaiming")
+            expected = "'zeros' or 'kaiming'"
         else:  # rslora
             ok = isinstance(value, bool)
             expected = "true or false"
         if not ok:
             raise _bad(where, f"train.{key}", value, expected)
-        values[key] = float(value) if key in ("lr", "full_lr", "weight_decay", "dropout",
-                                              "validation_split", "alpha") else value
+        numeric = ("lr", "full_lr", "weight_decay", "dropout", "validation_split", "alpha")
+        values[key] = float(value) if key in numeric or (
+            key == "scale" and not isinstance(value, str)) else value
     return TrainConfig(**values)
 
 
-def parse_config(document: Mapping[str, Any], where: str = "config") -> SweepConfig:
-    """Validate a parsed TOML document (see :func:`load_config`)."""
+def parse_config(document: Mapping[str, Any], where: str = "config",
+                 base: Path | None = None) -> SweepConfig:
+    """Validate a parsed TOML document (see :func:`load_config`).
+
+    ``base``: the folder relative data-file paths are resolved against (the TOML's folder).
+    """
+    from deepreservoir.data_files import is_data_file
     from deepreservoir.families import FAMILIES
     from deepreservoir.nodes import PRESETS
 
@@ -297,9 +329,19 @@ def parse_config(document: Mapping[str, Any], where: str = "config") -> SweepCon
                         f"Known: {', '.join(sorted(known))}.")
     values: dict[str, Any] = {}
     if "dataset" in sweep:
-        if sweep["dataset"] not in DATASETS:
-            raise _bad(where, "sweep.dataset", sweep["dataset"], f"one of {', '.join(DATASETS)}")
-        values["dataset"] = sweep["dataset"]
+        dataset = sweep["dataset"]
+        if is_data_file(dataset):
+            path = Path(dataset).expanduser()
+            if not path.is_absolute() and base is not None:
+                path = base / path
+            if not path.is_file():
+                raise _bad(where, "sweep.dataset", dataset,
+                           f"an existing .npz file (looked for {str(path)!r})")
+            dataset = str(path)
+        elif dataset not in DATASETS:
+            raise _bad(where, "sweep.dataset", dataset,
+                       f"one of {', '.join(DATASETS)} or a path to a .npz file")
+        values["dataset"] = dataset
     if "num_samples" in sweep:
         n = sweep["num_samples"]
         if not isinstance(n, int) or isinstance(n, bool) or n < 20:
@@ -330,6 +372,10 @@ def parse_config(document: Mapping[str, Any], where: str = "config") -> SweepCon
 
 
 def _input_width(dataset: str) -> int:
+    from deepreservoir.data_files import is_data_file, load_npz
+
+    if is_data_file(dataset):
+        return int(load_npz(dataset)["x_train"].shape[1])
     return {"mnist1d": 40, "digits": 64}[dataset]
 
 
@@ -357,7 +403,7 @@ def load_config(path: str | os.PathLike) -> SweepConfig:
     except OSError as error:
         raise DataError(f"The sweep config {str(path)!r} could not be read "
                         f"({error.strerror or error}); expected a readable TOML file.") from None
-    return parse_config(document, where=str(path))
+    return parse_config(document, where=str(path), base=path.parent)
 
 
 # ------------------------------------------------------------------------ cells

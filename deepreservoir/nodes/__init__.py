@@ -14,7 +14,7 @@ from deepreservoir.nodes.output import Output
 from deepreservoir.nodes.reservoir import Reservoir
 from deepreservoir.nodes.ridge import Ridge
 from deepreservoir.nodes.rls import RLS
-from deepreservoir.nodes.scaffold import PRESETS, Scaffold, scaffold_mlp
+from deepreservoir.nodes.scaffold import PRESETS, SCAFFOLD_SCALES, Scaffold, scaffold_mlp
 
 __all__ = [
     "ES2N",
@@ -22,6 +22,7 @@ __all__ = [
     "NVAR",
     "PRESETS",
     "RLS",
+    "SCAFFOLD_SCALES",
     "Activation",
     "BetaGate",
     "Dense",

@@ -48,6 +48,8 @@ class LoRAReadout(LowRankNode):
         Train a bias (``True``), or add a frozen one drawn from the seed (``"seeded"``).
     beta : bool
         Train the gate β (when r > 0).
+    b_init : {"zeros", "kaiming"}
+        How ``B`` starts (see :class:`~deepreservoir.Scaffold`).
     full : bool
         Train the whole matrix (requires ``r = 0``).
     seed, name, input_dim, dtype
@@ -70,20 +72,21 @@ class LoRAReadout(LowRankNode):
 
     def __init__(self, units: int | None = None, *, r: int = 4, alpha: float | None = None,
                  rslora: bool = False, family: Any = "normal", bias: bool = True,
-                 beta: bool = True, full: bool = False, seed: int | None = None,
+                 beta: bool = True, b_init: str = "zeros", full: bool = False,
+                 seed: int | None = None,
                  name: str | None = None, input_dim: int | None = None,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__(input_dim=input_dim, name=name, seed=seed, dtype=dtype)
         if isinstance(family, (str, dict)):
             get_family(family, "family")
         self._validate(dict(units=units, r=r, alpha=alpha, rslora=rslora, family=family,
-                            bias=bias, beta=beta, full=full))
+                            bias=bias, beta=beta, b_init=b_init, full=full))
         if full and r != 0:
             raise ParameterError(
                 f"The 'r' parameter of LoRAReadout must be 0 when full=True (the whole matrix "
                 f"is trained). Got {r}.")
         self.units = units
-        self._init_lora(r, alpha, rslora, family, bias, beta)
+        self._init_lora(r, alpha, rslora, family, bias, beta, b_init)
         self.full = bool(full)
         self.output_dim = units
 

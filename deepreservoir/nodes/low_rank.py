@@ -26,7 +26,7 @@ from deepreservoir.kinds import (
     Scaffolded,
     WeightedLayer,
 )
-from deepreservoir.lora import LowRankAdapter
+from deepreservoir.lora import B_INITS, LowRankAdapter
 from deepreservoir.nodes.base import Node
 from deepreservoir.seeding import SeedKey, fingerprint
 
@@ -40,6 +40,14 @@ def _family_spec(value: Any) -> bool:
         get_family(value, "family")
         return True
     return False
+
+
+def _flat_at_zero(activation: str) -> bool:
+    """Whether the activation's Jacobian at a zero pre-activation is 0 (ReLU in torch)."""
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    weights = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    (F.get_activation(activation)(x) * weights).sum().backward()
+    return bool((x.grad == 0).all())
 
 
 def family_to_json(value: Any) -> Any:
@@ -58,11 +66,12 @@ class LowRankNode(Node, LowRankAdapter, Scaffolded, GradientTrained, Gated, Weig
                                           "(W_seed = 0)"),
         "bias": OneOf((True, False, "seeded")),
         "beta": OneOf((True, False)),
+        "b_init": OneOf(B_INITS),
     }
 
     def _init_lora(self, r: int, alpha: float | None, rslora: bool, family: Any,
-                   bias: bool, beta: bool) -> None:
-        self._init_adapter(r, alpha, rslora, gate=beta)
+                   bias: bool, beta: bool, b_init: str = "zeros") -> None:
+        self._init_adapter(r, alpha, rslora, gate=beta, b_init=b_init)
         self.family = family
         self.use_bias = bias if bias == "seeded" else bool(bias)
         self.beta = bool(beta)
@@ -77,11 +86,31 @@ class LowRankNode(Node, LowRankAdapter, Scaffolded, GradientTrained, Gated, Weig
     def _lora_hyperparameters(self) -> dict[str, Any]:
         return {"r": self.r, "alpha": self.alpha, "rslora": self.rslora,
                 "family": family_to_json(self.family), "bias": self.use_bias,
-                "beta": self.beta}
+                "beta": self.beta, "b_init": self.b_init}
 
     def trains_by_gradient(self) -> bool:
         """Whether the node will have parameters trained by gradients once built."""
         return self.r > 0 or self.use_bias is True or bool(getattr(self, "full", False))
+
+    def dead_start_reason(self) -> str | None:
+        """Why gradient training cannot move this layer from its start, or ``None``.
+
+        With ``W_seed = 0`` (``family=None``), ``B = 0`` and no non-zero bias, the
+        pre-activation is exactly 0 for every input. When the activation's slope at
+        0 is 0 (ReLU), every gradient reaching ``A``, ``B``, ``β`` and a zero-started
+        bias is 0 as well, so training leaves the layer dead and the model at chance.
+        """
+        if self.r == 0 or self.family is not None or self.b_init != "zeros":
+            return None
+        if self.use_bias == "seeded":
+            return None
+        if not _flat_at_zero(str(getattr(self, "activation", "identity"))):
+            return None
+        return (f"{type(self).__name__} '{self.name}' has W_seed = 0 (family=None), B = 0 "
+                f"(b_init='zeros'), bias={self.use_bias!r} and activation "
+                f"{getattr(self, 'activation', 'identity')!r} (slope 0 at 0): every gradient "
+                f"is 0, so training cannot move it. Use b_init='kaiming', bias='seeded', or "
+                f"a scaffold family")
 
     def gate(self) -> Tensor | None:
         """The trained gate β, or ``None``."""

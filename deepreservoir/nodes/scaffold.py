@@ -18,7 +18,7 @@ from deepreservoir.errors import ParameterError, format_value
 from deepreservoir.families import get_family
 from deepreservoir.nodes.low_rank import LowRankNode
 
-__all__ = ["PRESETS", "Scaffold", "scaffold_mlp"]
+__all__ = ["PRESETS", "SCAFFOLD_SCALES", "Scaffold", "scaffold_family", "scaffold_mlp"]
 
 #: Hidden widths of the LottaLoRA paper's MLP presets.
 PRESETS: dict[str, tuple[int, ...]] = {
@@ -27,6 +27,53 @@ PRESETS: dict[str, tuple[int, ...]] = {
     "medium": (512, 256, 128, 64),
     "large": (1024, 512, 256, 128, 64),
 }
+
+
+#: The scaffold scales :func:`scaffold_mlp` names: the paper's two readings and He's.
+SCAFFOLD_SCALES: dict[str, str] = {
+    "fan_in": "N(0, 1/d_in): the 'normal' family's default (one reading of the paper)",
+    "sigma0.1": "N(0, 0.1²): σ = 0.1 absolute, the paper's Sec. 5.1 read literally",
+    "he": "N(0, 2/d_in): He/Kaiming scaling for ReLU",
+}
+
+
+def scaffold_family(scale: str | float, family: Any = "normal") -> Any:
+    """The family a named scaffold scale stands for.
+
+    Parameters
+    ----------
+    scale : {"fan_in", "sigma0.1", "he"} or float > 0
+        A key of :data:`SCAFFOLD_SCALES`, or an absolute σ (``Normal(scale=σ)``).
+    family : family spec
+        The family asked for beside it; a scale other than ``"fan_in"`` applies to
+        the ``"normal"`` family only (other families carry their own scale).
+
+    Returns
+    -------
+    str or Family
+        ``family`` itself for ``"fan_in"``, else a :class:`~deepreservoir.families.Normal`
+        or :class:`~deepreservoir.families.KaimingNormal`.
+    """
+    from deepreservoir.families import KaimingNormal, Normal
+
+    named = isinstance(scale, str) and scale in SCAFFOLD_SCALES
+    absolute = (isinstance(scale, (int, float)) and not isinstance(scale, bool)
+                and 0 < float(scale) < float("inf"))
+    if not (named or absolute):
+        raise ParameterError(
+            f"The 'scale' parameter of scaffold_mlp must be one of "
+            f"{', '.join(map(repr, SCAFFOLD_SCALES))} or a float > 0 (an absolute σ). "
+            f"Got {format_value(scale)}.")
+    if scale == "fan_in":
+        return family
+    if family != "normal":
+        raise ParameterError(
+            f"The 'scale' parameter of scaffold_mlp applies to family='normal' only. Got "
+            f"scale={scale!r} with family={family!r}; give that family its own scale "
+            f"instead (e.g. {{'name': 'uniform', 'scale': 0.1}}).")
+    if scale == "he":
+        return KaimingNormal()
+    return Normal(scale=0.1 if scale == "sigma0.1" else float(scale))
 
 
 class Scaffold(LowRankNode):
@@ -65,6 +112,10 @@ class Scaffold(LowRankNode):
         U(±1/√F) from the seed (torch's ``nn.Linear`` default, never trained).
     beta : bool
         Train the gate ``β`` (only when r > 0); otherwise β = 1.
+    b_init : {"zeros", "kaiming"}
+        How ``B`` starts: 0 (a fresh adapter changes nothing) or Kaiming-uniform
+        from the seed. With ``family=None`` and a ReLU, ``"zeros"`` and no seeded
+        bias is a dead start (every gradient 0), which ``fit`` refuses.
     dropout : float in [0, 1)
         Dropout on the layer's output during training.
     seed, name, input_dim, dtype
@@ -90,16 +141,17 @@ class Scaffold(LowRankNode):
 
     def __init__(self, units: int = 100, *, r: int = 0, alpha: float | None = None,
                  rslora: bool = False, family: Any = "normal", activation: str = "relu",
-                 bias: bool = False, beta: bool = True, dropout: float = 0.0,
-                 seed: int | None = None, name: str | None = None,
+                 bias: bool = False, beta: bool = True, b_init: str = "zeros",
+                 dropout: float = 0.0, seed: int | None = None, name: str | None = None,
                  input_dim: int | None = None, dtype: torch.dtype = torch.float32) -> None:
         super().__init__(input_dim=input_dim, name=name, seed=seed, dtype=dtype)
         if isinstance(family, (str, dict)):
             get_family(family, "family")  # names the known families on a typo
         self._validate(dict(units=units, r=r, alpha=alpha, rslora=rslora, family=family,
-                            activation=activation, bias=bias, beta=beta, dropout=dropout))
+                            activation=activation, bias=bias, beta=beta, b_init=b_init,
+                            dropout=dropout))
         self.units = int(units)
-        self._init_lora(r, alpha, rslora, family, bias, beta)
+        self._init_lora(r, alpha, rslora, family, bias, beta, b_init)
         self.activation = activation
         self.dropout = float(dropout)
         self.output_dim = self.units
@@ -122,6 +174,7 @@ def scaffold_mlp(preset: str | tuple[int, ...] = "medium", classes: int | None =
                  r: int = 8, alpha: float | None = None, rslora: bool = False,
                  family: Any = "normal", dropout: float = 0.0, seed: int = 0,
                  head: str = "full", full: bool = False, bias: bool | str = False,
+                 scale: str | float = "fan_in", b_init: str = "zeros",
                  dtype: torch.dtype = torch.float32):
     """The paper's MLP as a model: ``Scaffold`` layers and a head.
 
@@ -141,7 +194,18 @@ def scaffold_mlp(preset: str | tuple[int, ...] = "medium", classes: int | None =
     full : bool
         Build the fully trained baseline instead: ``Dense`` layers with trained biases.
     bias : bool or "seeded"
-        Hidden biases of the Scaffold layers (default none; see :class:`Scaffold`).
+        Hidden biases of the Scaffold layers. The default is none, as in the
+        paper's MLPs, whose trained parameters are the adapters, β and the head.
+        (:func:`deepreservoir.adapt` defaults to ``"seeded"`` instead: it replaces
+        layers of an existing architecture, which has biases, and keeps them as
+        torch would initialise them.)
+    scale : {"fan_in", "sigma0.1", "he"} or float > 0
+        The scaffold's scale (see :data:`SCAFFOLD_SCALES` and docs/lottalora.md):
+        ``"fan_in"`` N(0, 1/d_in) (default), ``"sigma0.1"`` N(0, 0.1²), ``"he"``
+        N(0, 2/d_in), or an absolute σ. Other than ``"fan_in"``, only with
+        ``family="normal"``.
+    b_init : {"zeros", "kaiming"}
+        How the adapters' ``B`` starts (see :class:`Scaffold`).
 
     Returns
     -------
@@ -152,10 +216,13 @@ def scaffold_mlp(preset: str | tuple[int, ...] = "medium", classes: int | None =
     from deepreservoir.nodes.lora_readout import LoRAReadout
 
     widths = _preset_widths(preset)
-    validate_params("scaffold_mlp", dict(classes=classes, r=r, seed=seed, head=head, full=full),
+    validate_params("scaffold_mlp", dict(classes=classes, r=r, seed=seed, head=head, full=full,
+                                         b_init=b_init),
                     {"classes": AnyOf((None, Interval(int, 1, None))),
                      "r": Interval(int, 0, None), "seed": Seed(),
-                     "head": OneOf(("full", "lora")), "full": OneOf((False, True))})
+                     "head": OneOf(("full", "lora")), "full": OneOf((False, True)),
+                     "b_init": OneOf(("zeros", "kaiming"))})
+    family = scaffold_family(scale, family)
     model = Input(name="input")
     for i, width in enumerate(widths):
         if full:
@@ -164,13 +231,13 @@ def scaffold_mlp(preset: str | tuple[int, ...] = "medium", classes: int | None =
         else:
             layer = Scaffold(width, r=r, alpha=alpha, rslora=rslora, family=family,
                              dropout=dropout, name=f"layer{i}", seed=seed if i == 0 else None,
-                             bias=bias, dtype=dtype)
+                             bias=bias, b_init=b_init, dtype=dtype)
         model = model >> layer
     if full or head == "full":
         out = Dense(classes, name="head", dtype=dtype)
     else:
         out = LoRAReadout(classes, r=r, alpha=alpha, rslora=rslora, family=family, name="head",
-                          dtype=dtype)
+                          b_init=b_init, dtype=dtype)
     model = model >> out
     model.seed = int(seed)
     return model

@@ -63,10 +63,19 @@ def learning_rate(schedule: str, base: float, step: int, total: int) -> float:
 
 
 def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float,
-                   weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW, Adam, or SGD with momentum 0.9."""
+                   weight_decay: float, no_decay: list[torch.nn.Parameter] = ()
+                   ) -> torch.optim.Optimizer:
+    """AdamW, Adam, or SGD with momentum 0.9.
+
+    ``params`` get ``weight_decay``; ``no_decay`` (the gates β) get none, so
+    weight decay does not pull a gate towards 0, i.e. towards removing its scaffold.
+    Both groups always exist (the second may be empty), so a checkpoint's
+    optimizer state has the same layout whatever the model.
+    """
+    groups = [{"params": list(params), "weight_decay": weight_decay},
+              {"params": list(no_decay), "weight_decay": 0.0}]
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9)

@@ -122,8 +122,16 @@ class Trainer:
             raise ParameterError(
                 "fit() found no trainable parameters: give a Scaffold or Reservoir r > 0, or add "
                 "a LoRAReadout, Dense or BetaGate node.")
-        self.optimizer = make_optimizer(config.optimizer, self.params, config.lr,
-                                        config.weight_decay)
+        dead = [reason for node in model.nodes.values() if isinstance(node, LowRankAdapter)
+                and (reason := node.dead_start_reason()) is not None]
+        if dead:
+            raise ParameterError("fit() refuses a dead start, before any training: "
+                                 + "; ".join(dead) + ".")
+        gates = {id(node.gate()) for node in model.nodes.values()
+                 if isinstance(node, Gated) and node.gate() is not None}
+        self.optimizer = make_optimizer(
+            config.optimizer, [p for p in self.params if id(p) not in gates], config.lr,
+            config.weight_decay, [p for p in self.params if id(p) in gates])
         self.loss_fn = loss_function(config.loss)
         self.history: list[dict[str, float]] = []
         self.gates: list[dict[str, float]] = []
