@@ -16,7 +16,7 @@ __all__ = ["DEMO_MODULES", "MissingDependencyError", "missing_modules", "require
 
 #: Import name → distribution name of the ``demo`` extra.
 DEMO_MODULES = {"matplotlib": "matplotlib", "mnist1d": "mnist1d", "netCDF4": "netCDF4",
-                "sklearn": "scikit-learn"}
+                "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl"}
 
 
 class MissingDependencyError(DeepReservoirError, ImportError):

@@ -7,6 +7,11 @@ the empirical contraction test and the verdict); feedforward scaffolds get,
 per layer, σ₁ of the frozen and of the effective matrix, β, whether the
 sufficient contraction condition σ₁ < 1 holds, and the depth analogue of the
 Lyapunov exponent (:func:`deepreservoir.analysis.depth_lyapunov`).
+
+What a model learned is counted once, here, for both commands: tensors trained by
+gradients, plus tensors fitted in closed form or online (a Ridge readout) and
+adapted without targets (intrinsic plasticity), over the elements of the dense
+network (:attr:`deepreservoir.footprint.Footprint.dense`); see :func:`learned`.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from deepreservoir.kinds import Gated, Stateful
+from deepreservoir.kinds import ClosedForm, Gated, Online, Stateful, Unsupervised
 
-__all__ = ["ModelReport", "betas", "model_report"]
+__all__ = ["DENSE_SHARE", "Learned", "ModelReport", "betas", "footprint_text", "learned",
+           "model_report"]
+
+#: What every "% trained" of the command line is a percentage of.
+DENSE_SHARE = "% of the dense network's parameters"
 
 
 class ModelReport:
@@ -50,6 +59,117 @@ def betas(model) -> dict[str, float]:
     return found
 
 
+class Learned:
+    """What a model learned, from its footprint: trained, fitted and adapted elements.
+
+    Attributes
+    ----------
+    trained : int
+        Elements trained by gradients (``Footprint.trainable``).
+    fitted : dict[str, int]
+        Elements of closed-form or online nodes (Ridge, RLS, ...), by node name.
+    adapted : dict[str, int]
+        Elements adapted without targets (intrinsic plasticity), by node name.
+    dense : int
+        Elements of the dense network (``Footprint.dense``).
+    kinds : dict[str, str]
+        Class name of every node in ``fitted`` and ``adapted``.
+    """
+
+    def __init__(self, trained: int, fitted: dict[str, int], adapted: dict[str, int],
+                 dense: int, kinds: dict[str, str]):
+        self.trained = trained
+        self.fitted = fitted
+        self.adapted = adapted
+        self.dense = dense
+        self.kinds = kinds
+
+    @property
+    def total(self) -> int:
+        """Trained, fitted and adapted elements together."""
+        return self.trained + sum(self.fitted.values()) + sum(self.adapted.values())
+
+    @property
+    def percent(self) -> float:
+        """:attr:`total` as a percentage of the dense network's elements (:data:`DENSE_SHARE`)."""
+        return 100 * self.total / self.dense if self.dense else 0.0
+
+    def _part(self, verb: str, counts: dict[str, int], suffix: str) -> str:
+        kinds = list(dict.fromkeys(self.kinds[name] for name in counts))
+        return f"{verb} {sum(counts.values()):,} ({', '.join(kinds)}{suffix})"
+
+    def __str__(self) -> str:
+        parts = []
+        if self.adapted:
+            parts.append(self._part("adapted", self.adapted, ""))
+        if self.fitted:
+            parts.append(self._part("fitted", self.fitted, " readout"))
+        parts.append(f"trained {self.trained:,}")
+        return (f"learned: {' + '.join(parts)} of {self.dense:,} = {self.percent:.2f} "
+                f"{DENSE_SHARE}")
+
+
+def learned(model, footprint=None) -> Learned:
+    """What ``model`` learned, counted from its footprint (the one definition of "% trained").
+
+    Closed-form and online nodes store their fitted tensors as buffers that
+    require no gradient, so ``Footprint.trainable`` leaves them out; they are
+    learned from data all the same, and counted here as *fitted* (their stored
+    elements). Unsupervised nodes' stored elements are counted as *adapted*.
+
+    Parameters
+    ----------
+    model : Model
+        A built model.
+    footprint : Footprint, optional
+        ``model.footprint()`` (or of a saved artifact), if already computed.
+
+    An online node counts only its readout (``Online.fitted_elements``: ``Wout`` and
+    the bias), not its learner's working state such as RLS's P matrix.
+    """
+    fp = model.footprint() if footprint is None else footprint
+    fitted: dict[str, int] = {}
+    adapted: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    for name, node in getattr(model, "nodes", {}).items():
+        row = fp.per_node.get(name)
+        if row is None:
+            continue
+        extra = row["stored"] - row["trainable"]
+        if extra <= 0:
+            continue
+        if isinstance(node, Online) and node.fitted_elements() is not None:
+            fitted[name] = node.fitted_elements()
+        elif isinstance(node, (ClosedForm, Online)):
+            fitted[name] = extra
+        elif isinstance(node, Unsupervised):
+            adapted[name] = extra
+        else:
+            continue
+        kinds[name] = type(node).__name__
+    return Learned(fp.trainable, fitted, adapted, fp.dense, kinds)
+
+
+def footprint_text(model, path: Any = None) -> str:
+    """The footprint table of ``model``: per node, trainable, fitted, frozen and stored
+    elements; what the model learned (:func:`learned`); stored bytes against the dense
+    checkpoint (measured on disk when ``path``, a saved artifact of it, is given)."""
+    fp = model.footprint() if path is None else model.footprint(path)
+    found = learned(model, fp)
+    extra = {**found.fitted, **found.adapted}
+    lines = [f"{'node':<20}{'trainable':>12}{'fitted':>12}{'frozen':>12}{'stored':>12}"]
+    for name, row in fp.per_node.items():
+        lines.append(f"{name:<20}{row['trainable']:>12,}{extra.get(name, 0):>12,}"
+                     f"{row['frozen']:>12,}{row['stored']:>12,}")
+    lines.append(f"{'total':<20}{fp.trainable:>12,}{sum(extra.values()):>12,}"
+                 f"{fp.frozen:>12,}{fp.stored:>12,}")
+    lines.append(str(found))
+    how = "on disk" if fp.measured else "estimated"
+    lines.append(f"bytes ({how}): {fp.stored_bytes:,} vs dense {fp.dense_bytes:,} "
+                 f"({100 * fp.bytes_ratio:.2f} %)")
+    return "\n".join(lines)
+
+
 def _fmt(value: float, spec: str = ".3g") -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else format(value, spec)
@@ -68,7 +188,8 @@ def _input_dim(model) -> int | None:
 
 
 def model_report(model, *, title: str = "model", inputs: Any = None,
-                 footprint: bool = True, esp_maxiter: int = 100) -> ModelReport:
+                 footprint: bool = True, esp_maxiter: int = 100,
+                 path: Any = None) -> ModelReport:
     """Footprint, spectra, echo-state verdicts and β of a built model.
 
     Parameters
@@ -82,10 +203,13 @@ def model_report(model, *, title: str = "model", inputs: Any = None,
         feedforward models: samples ``(n, F)`` for the depth Lyapunov growth.
         Default: random inputs from seed 0.
     footprint : bool
-        Include :meth:`Model.footprint`.
+        Include the footprint (:func:`footprint_text`).
     esp_maxiter : int
         Iterations of the Buehner–Young search in :func:`~deepreservoir.analysis.check_esp`
         (fewer is faster and gives a looser, still valid, bound).
+    path : str or Path, optional
+        The saved artifact ``model`` was loaded from: the footprint's bytes are then
+        measured on disk.
 
     Returns
     -------
@@ -96,21 +220,24 @@ def model_report(model, *, title: str = "model", inputs: Any = None,
     lines = [f"== {title} =="]
     results: dict[str, xr.Dataset] = {}
     if footprint:
-        lines += [str(model.footprint()), ""]
+        lines += [footprint_text(model, path), ""]
     gates = betas(model)
     spectra = analysis.spectra(model)
     results["spectra"] = spectra
     if _has_recurrence(model):
         esp = analysis.check_esp(model, inputs=inputs, maxiter=esp_maxiter)
         results["esp"] = esp
+        # one reservoir: its verdict is the model's, printed once, on the last line
+        per_layer = esp.sizes["layer"] > 1
         lines.append(f"{'reservoir':<14}{'rho':>8}{'sigma_max':>11}{'rho(|W|)':>10}"
-                     f"{'B-Y bound':>11}{'leaky rho':>11}  verdict")
+                     f"{'B-Y bound':>11}{'leaky rho':>11}" + ("  verdict" if per_layer else ""))
         for i, layer in enumerate(esp["layer"].values):
             lines.append(
                 f"{layer!s:<14}{_fmt(float(esp['rho'][i])):>8}"
                 f"{_fmt(float(esp['sigma_max'][i])):>11}{_fmt(float(esp['rho_abs'][i])):>10}"
                 f"{_fmt(float(esp['diagonal_scaling_bound'][i])):>11}"
-                f"{_fmt(float(esp['leaky_rho'][i])):>11}  {esp['verdict'].values[i]}")
+                f"{_fmt(float(esp['leaky_rho'][i])):>11}"
+                + (f"  {esp['verdict'].values[i]}" if per_layer else ""))
         lines.append(f"ESP verdict: {esp.attrs['verdict']}")
         if gates:
             lines.append("β: " + ", ".join(f"{k} {v:.3g}" for k, v in gates.items()))

@@ -141,10 +141,11 @@ def load_npz(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: int =
         what = "is a directory" if Path(path).is_dir() else "does not exist"
         raise DataError(f"The data file {shown!r} {what}; expected a .npz file with X and y.")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise DataError(f"The data file {shown!r} is a single .npy array; expected a "
-                                f".npz archive with X and y (numpy.savez(path, X=X, y=y)).")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"The data file {shown!r} is a single .npy array; expected a .npz "
+                            f"archive with X and y (numpy.savez(path, X=X, y=y)).")
+        with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
     except DataError:
         raise

@@ -4,7 +4,9 @@
    Mackey–Glass series one step ahead; the NRMSE is printed.
 2. The paper's medium MLP (512-256-128-64) is trained on MNIST-1D (generated
    locally, no network) with LottaLoRA at a few ranks and fully; a table gives
-   rank, test accuracy, % of full training, % of parameters trained and β per layer.
+   rank, test accuracy, % of full training, % of parameters trained (of the
+   dense network's parameters, as ``deepreservoir inspect`` counts them:
+   :func:`deepreservoir.cli_report.learned`) and β per layer.
 3. The spectral / echo-state report of both models is printed.
 4. Results (netCDF), figures (PNG) and the two models (artifacts) are written
    to the output folder, which is named at the end.
@@ -21,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from deepreservoir.cli_report import DENSE_SHARE
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -41,7 +45,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        """A configuration that runs in a few seconds (for tests)."""
+        """A configuration that runs in about 15 s on one core (for tests)."""
         return cls(esn_units=100, esn_train=500, esn_test=200, mnist1d_samples=1000,
                    preset="tiny", ranks=(1, 4), epochs=3)
 
@@ -71,12 +75,13 @@ def _mackey_glass_esn(config: DemoConfig, out: Path) -> tuple[Any, float, xr.Dat
 
 
 def _mnist1d_runs(config: DemoConfig, bar, seed: int) -> tuple[dict, xr.Dataset]:
+    from deepreservoir.cli_report import learned
     from deepreservoir.sweep import TrainConfig, load_dataset, train_classifier
 
     bar.set_description("generating MNIST-1D")
     data = load_dataset("mnist1d", num_samples=config.mnist1d_samples)
     train = TrainConfig(epochs=config.epochs, lr=config.lr, full_lr=config.full_lr)
-    models, rows, curves = {}, {}, {}
+    models, rows, curves, shares = {}, {}, {}, {}
     for label, rank in [("full", 0), *((f"r={r}", r) for r in config.ranks)]:
         bar.set_description(f"mnist1d {label}")
 
@@ -90,6 +95,7 @@ def _mnist1d_runs(config: DemoConfig, bar, seed: int) -> tuple[dict, xr.Dataset]
         models[label] = model
         rows[label] = metrics
         curves[label] = model.history_["val_accuracy"].values
+        shares[label] = learned(model)
     full = rows["full"]
     labels = [f"r={r}" for r in config.ranks]
     n_layers = max(len(rows[k]["beta"]) for k in labels)
@@ -102,14 +108,19 @@ def _mnist1d_runs(config: DemoConfig, bar, seed: int) -> tuple[dict, xr.Dataset]
         {"test_accuracy": ("rank", accuracy),
          "percent_of_full": ("rank", 100 * accuracy / full["test_accuracy"]),
          "trainable": ("rank", trainable),
-         "percent_trained": ("rank", 100 * trainable / full["trainable"]),
+         "dense": ("rank", [shares[k].dense for k in labels]),
+         "percent_trained": ("rank", [shares[k].percent for k in labels]),
          "beta": (("rank", "layer"), beta),
          "val_accuracy": (("run", "epoch"), np.stack([curves[k] for k in ["full", *labels]])),
          "seconds": ("run", [rows[k]["seconds"] for k in ["full", *labels]])},
         coords={"rank": list(config.ranks), "layer": [f"layer{i}" for i in range(n_layers)],
                 "run": ["full", *labels], "epoch": np.arange(1, config.epochs + 1)},
         attrs={"full_test_accuracy": full["test_accuracy"],
-               "full_trainable": full["trainable"], "preset": config.preset,
+               "full_trainable": full["trainable"], "full_dense": shares["full"].dense,
+               "full_percent_trained": shares["full"].percent,
+               "percent_trained_definition": f"parameters trained, {DENSE_SHARE} (the same "
+                                             "network with every weight stored)",
+               "classes": int(np.unique(data["y_train"]).size), "preset": config.preset,
                "epochs": config.epochs, "lr": config.lr, "full_lr": config.full_lr,
                "alpha_convention": "alpha=None: α = r (scale 1)", "seed": seed,
                "n_train": len(data["y_train"]), "n_test": len(data["y_test"]),
@@ -123,14 +134,75 @@ def _table(ds: xr.Dataset) -> str:
             + "  ".join(f"β {la}" for la in layers))
     lines = [head, "-" * len(head)]
     lines.append(f"{'full':>6}{ds.attrs['full_test_accuracy']:>10.3f}{100.0:>11.1f}"
-                 f"{100.0:>11.2f}")
+                 f"{ds.attrs['full_percent_trained']:>11.2f}")
     for i, r in enumerate(ds["rank"].values):
         betas = "  ".join(f"{b:>{len('β ' + la)}.3f}"
                           for b, la in zip(ds["beta"].values[i], layers, strict=True))
         lines.append(f"{int(r):>6}{float(ds['test_accuracy'][i]):>10.3f}"
                      f"{float(ds['percent_of_full'][i]):>11.1f}"
                      f"{float(ds['percent_trained'][i]):>11.2f}  {betas}")
+    dense = sorted({int(v) for v in ds["dense"].values})
+    counts = " / ".join(f"{v:,}" for v in dense)
+    if dense != [int(ds.attrs["full_dense"])]:
+        counts = f"{counts} with LottaLoRA, {int(ds.attrs['full_dense']):,} fully trained"
+    lines.append(f"% trained: parameters trained, {DENSE_SHARE} (the same network with every "
+                 f"weight stored: {counts})")
     return "\n".join(lines)
+
+
+def _lottalora_figure(runs: xr.Dataset):
+    """Test accuracy against rank, β per layer and validation accuracy per epoch.
+
+    Each run has one colour in every panel (full training black); the accuracy
+    axes start at 0 and show chance (1 / number of classes) as a dotted line.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    ranks = [int(r) for r in runs["rank"].values]
+    colour = {"full": "black", **{f"r={r}": f"C{i}" for i, r in enumerate(ranks)}}
+    chance = 1 / runs.attrs["classes"] if runs.attrs.get("classes") else None
+    fig, (acc, beta, curve) = plt.subplots(1, 3, figsize=(14, 4.2))
+
+    acc.plot(ranks, runs["test_accuracy"], "-", color="0.6", lw=1, zorder=1)
+    for i, r in enumerate(ranks):
+        acc.plot([r], [float(runs["test_accuracy"][i])], "o", ms=8, color=colour[f"r={r}"],
+                 label=f"r={r}", zorder=2)
+    acc.axhline(runs.attrs["full_test_accuracy"], color=colour["full"], ls="--",
+                label="full training")
+    acc.set_xscale("log", base=2)
+    acc.set_xticks(ranks, [str(r) for r in ranks])
+    acc.minorticks_off()
+    acc.set_xlabel("rank r")
+    acc.set_ylabel("test accuracy")
+    acc.set_title(f"MNIST-1D, {runs.attrs['preset']} preset: test accuracy")
+
+    layers = np.arange(runs.sizes["layer"])
+    for i, r in enumerate(ranks):
+        beta.plot(layers, runs["beta"][i], "o-", color=colour[f"r={r}"], label=f"r={r}")
+    beta.axhline(0, color="grey", lw=0.5)
+    beta.set_xticks(layers, [str(v) for v in runs["layer"].values])
+    beta.set_xlabel("layer")
+    beta.set_ylabel("β after training")
+    beta.set_title("β per layer")
+    beta.legend(fontsize=9)
+
+    for run in runs["run"].values:
+        curve.plot(runs["epoch"], runs["val_accuracy"].sel(run=run), "-",
+                   color=colour[str(run)], label="full training" if run == "full" else str(run))
+    curve.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    curve.set_xlabel("epoch")
+    curve.set_ylabel("validation accuracy")
+    curve.set_title("validation accuracy during training")
+
+    for axis in (acc, curve):
+        if chance is not None:
+            axis.axhline(chance, color="grey", ls=":", lw=1.2,
+                         label=f"chance (1/{runs.attrs['classes']})")
+        axis.set_ylim(0, 1)
+        axis.legend(fontsize=9, loc="best", ncol=2)
+    fig.tight_layout()
+    return fig
 
 
 def _figures(out: Path, esn_ds: xr.Dataset, runs: xr.Dataset, reports: dict) -> list[Path]:
@@ -156,28 +228,7 @@ def _figures(out: Path, esn_ds: xr.Dataset, runs: xr.Dataset, reports: dict) -> 
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    ranks = runs["rank"].values
-    axes[0].plot(ranks, runs["test_accuracy"], "o-", label="LottaLoRA")
-    axes[0].axhline(runs.attrs["full_test_accuracy"], color="k", ls="--", label="full training")
-    axes[0].set_xscale("log", base=2)
-    axes[0].set_xlabel("rank r")
-    axes[0].set_ylabel("test accuracy")
-    axes[0].set_title(f"MNIST-1D, {runs.attrs['preset']} preset")
-    axes[0].legend()
-    for i, r in enumerate(ranks):
-        axes[1].plot(np.arange(runs.sizes["layer"]), runs["beta"][i], "o-", label=f"r={r}")
-    axes[1].axhline(0, color="grey", lw=0.5)
-    axes[1].set_xticks(np.arange(runs.sizes["layer"]), runs["layer"].values)
-    axes[1].set_ylabel("β after training")
-    axes[1].set_title("β per layer")
-    axes[1].legend()
-    for run in runs["run"].values:
-        axes[2].plot(runs["epoch"], runs["val_accuracy"].sel(run=run), label=str(run))
-    axes[2].set_xlabel("epoch")
-    axes[2].set_ylabel("validation accuracy")
-    axes[2].legend()
-    fig.tight_layout()
+    fig = _lottalora_figure(runs)
     paths.append(out / "lottalora_mnist1d.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)

@@ -264,6 +264,9 @@ def _write(model, target: Path, key: bytes | str | None, save_file) -> Path:
             record = {"algorithm": "HMAC-SHA256", "hmac": _signature(key, json.loads(text))}
             (staging / SIGNATURE_FILE).write_text(json.dumps(record), encoding="utf-8")
             written.append(staging / SIGNATURE_FILE)
+        # safetensors writes through a private temporary file (mode 0600); give the tensor
+        # file what open(..., "w") gave spec.json, i.e. 0666 less the umask
+        os.chmod(tensor_path, (staging / SPEC_FILE).stat().st_mode & 0o7777)
         for file in written:
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())

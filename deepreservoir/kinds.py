@@ -163,6 +163,11 @@ class Online(ABC):
     def restart_learning(self) -> None:
         """Return to the initial weights (``fit`` restarts; ``partial_fit`` continues)."""
 
+    def fitted_elements(self) -> int | None:
+        """Elements of the tensors that define the output once learned (e.g. ``Wout`` and
+        the bias, not RLS's P matrix); ``None`` counts every stored tensor."""
+        return None
+
 
 class Unsupervised(ABC):
     """A node that adapts to its inputs without targets (e.g. intrinsic plasticity).

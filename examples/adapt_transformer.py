@@ -13,6 +13,7 @@ from torch import nn
 
 import deepreservoir as dr
 from deepreservoir.adapt import adapted_layers
+from deepreservoir.threads import use_threads
 
 
 class Classifier(nn.Module):
@@ -100,7 +101,7 @@ def cnn_demo() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
+    use_threads()  # the shared policy: one thread unless DEEPRESERVOIR_NUM_THREADS says otherwise
     transformer_demo()
     try:
         cnn_demo()

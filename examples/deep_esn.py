@@ -25,6 +25,7 @@ from reservoirpy.datasets import mackey_glass
 
 import deepreservoir as dr
 from deepreservoir import analysis
+from deepreservoir.threads import use_threads
 
 HORIZON = 10
 
@@ -67,4 +68,5 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    use_threads()  # the shared policy: one thread unless DEEPRESERVOIR_NUM_THREADS says otherwise
     main()

@@ -19,6 +19,7 @@ from reservoirpy.datasets import mackey_glass
 from threadpoolctl import threadpool_limits
 
 import deepreservoir as dr
+from deepreservoir.threads import use_threads
 
 N, TRAIN, WARM, STEPS, F64 = 500, 2000, 200, 400, torch.float64
 
@@ -45,7 +46,7 @@ def reservoirpy_generate(esn, warm):  # reservoirpy's generative loop, as in its
 
 
 def main(output: Path | None) -> None:
-    torch.set_num_threads(1)  # one thread for torch and BLAS: small steps, maybe a busy machine
+    use_threads()  # the shared policy: one thread unless DEEPRESERVOIR_NUM_THREADS says otherwise
     threadpool_limits(1)
     s = mackey_glass(TRAIN + 4 * 100 + STEPS + 2)
     s = 2 * (s - s[:TRAIN + 1].min()) / np.ptp(s[:TRAIN + 1]) - 1  # training window → [-1, 1]

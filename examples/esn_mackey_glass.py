@@ -17,6 +17,7 @@ import numpy as np
 from reservoirpy.datasets import mackey_glass
 
 import deepreservoir as dr
+from deepreservoir.threads import use_threads
 
 
 def main(output: Path) -> float:
@@ -63,6 +64,7 @@ def main(output: Path) -> float:
 
 
 if __name__ == "__main__":
+    use_threads()  # the shared policy: one thread unless DEEPRESERVOIR_NUM_THREADS says otherwise
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("outputs"),
                         help="folder for the plot (default: outputs)")

@@ -24,6 +24,7 @@ import torch
 
 import deepreservoir as dr
 from deepreservoir import analysis
+from deepreservoir.threads import use_threads
 
 
 def show(title: str, report) -> None:
@@ -79,6 +80,7 @@ def main(output: Path) -> dict:
 
 
 if __name__ == "__main__":
+    use_threads()  # the shared policy: one thread unless DEEPRESERVOIR_NUM_THREADS says otherwise
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("outputs"),
                         help="folder for the plots (default: outputs)")

@@ -24,6 +24,7 @@ import torch
 
 import deepreservoir as dr
 from deepreservoir import analysis
+from deepreservoir.threads import use_threads
 
 
 def embed(points: np.ndarray, ambient: int, noise: float, rng) -> np.ndarray:
@@ -82,6 +83,7 @@ def main(output: Path):
 
 
 if __name__ == "__main__":
+    use_threads()  # the shared policy: one thread unless DEEPRESERVOIR_NUM_THREADS says otherwise
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("outputs"),
                         help="folder for the plot (default: outputs)")

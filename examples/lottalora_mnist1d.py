@@ -12,10 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import deepreservoir as dr
 from deepreservoir.datasets import load_mnist1d
+from deepreservoir.threads import use_threads
 
 
 def main() -> None:
@@ -23,7 +22,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rank", type=int, default=8)
     args = parser.parse_args()
-    torch.set_num_threads(1)  # small model: one thread is fastest on a shared CPU
+    use_threads()  # the shared policy: one thread unless DEEPRESERVOIR_NUM_THREADS says otherwise
 
     data = load_mnist1d()  # generated locally from the package's templates, no download
     x, y = data["x_train"], data["y_train"]

@@ -32,6 +32,7 @@ from reservoirpy.nodes import NVAR as RpyNVAR
 from reservoirpy.nodes import Ridge as RpyRidge
 
 import deepreservoir as dr
+from deepreservoir.threads import use_threads
 
 N_TRAIN, WARMUP, RIDGE = 600, 200, 2.5e-6
 
@@ -69,4 +70,5 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    use_threads()  # the shared policy: one thread unless DEEPRESERVOIR_NUM_THREADS says otherwise
     main()

@@ -27,7 +27,8 @@ LAYERS: dict[str, int] = {
     "deepreservoir.exactmath": 0, "deepreservoir.seeding": 0, "deepreservoir.families": 0,
     "deepreservoir.spectral": 0, "deepreservoir.functional": 0, "deepreservoir.data": 0,
     "deepreservoir.kinds": 0, "deepreservoir.lora": 0, "deepreservoir.composition": 0,
-    "deepreservoir.threads": 0, "deepreservoir.datasets": 0, "deepreservoir._processes": 0,
+    "deepreservoir.threads": 0, "deepreservoir.datasets": 0, "deepreservoir.data_files": 0,
+    "deepreservoir._extras": 0, "deepreservoir._processes": 0,
     # 1: nodes
     "deepreservoir.nodes": 1, "deepreservoir.adapt": 1,
     # 2: structure

@@ -55,18 +55,27 @@ def _layers(data: xr.DataArray | xr.Dataset) -> list[str]:
 
 
 def _bars(ax, labels: list[str], series: dict[str, np.ndarray], ylabel: str,
-          threshold: float | None = None) -> None:
-    width = 0.8 / max(len(series), 1)
+          threshold: float | None = None, threshold_label: str | None = None) -> list[str]:
+    """Grouped bars, one group per label; a series with no finite value is not drawn
+    (nor listed in the legend). Returns the names of the series left out."""
+    drawn = {name: values for name, values in series.items()
+             if np.isfinite(np.asarray(values, dtype=float)).any()}
+    missing = [name for name in series if name not in drawn]
+    width = 0.8 / max(len(drawn), 1)
     positions = np.arange(len(labels))
-    for i, (name, values) in enumerate(series.items()):
-        ax.bar(positions + i * width - 0.4 + width / 2, values, width, label=name)
+    for i, (name, values) in enumerate(drawn.items()):
+        ax.bar(positions + i * width - 0.4 + width / 2, values, width, label=name,
+               color=f"C{list(series).index(name)}")
     if threshold is not None:
-        ax.axhline(threshold, color="black", lw=1, ls="--")
+        ax.axhline(threshold, color="black", lw=1, ls="--",
+                   label=threshold_label if threshold_label is not None else "_threshold")
     ax.set_xticks(positions)
-    ax.set_xticklabels(labels, rotation=20, ha="right")
+    ax.set_xticklabels(labels, rotation=20 if len(labels) > 1 else 0,
+                       ha="right" if len(labels) > 1 else "center")
     ax.set_ylabel(ylabel)
-    if len(series) > 1:
+    if len(series) > 1 or threshold_label is not None:
         ax.legend(fontsize=8)
+    return missing
 
 
 def _plot_scalar_per_layer(result: xr.DataArray, ax: Any):
@@ -102,38 +111,42 @@ def _plot_singular_values(result: xr.DataArray, ax: Any):
 def _plot_spectra(result: xr.Dataset, ax: Any):
     figure, (left, right) = _axes(ax, 2, (11, 4))
     effective = result.sel(matrix="effective")
-    _bars(left, _layers(result), {
+    missing = _bars(left, _layers(result), {
         "ρ(W)": effective["spectral_radius"].values,
         "σ_max(W)": effective["spectral_norm"].values,
         "ρ(aW + (1−a)I)": effective["leaky_spectral_radius"].values,
-    }, "value", threshold=1.0)
+    }, "value", threshold=1.0, threshold_label="threshold = 1")
     left.set_title("spectral radius and norm per layer (effective matrix)")
+    if missing:  # ρ is defined for square matrices only
+        left.set_xlabel(f"not drawn (no square matrix): {', '.join(missing)}", fontsize=9)
     _plot_singular_values(result["singular_values"].sel(matrix=["effective"]), right)
     return figure
 
 
 def _plot_esp(result: xr.Dataset, ax: Any):
-    figure, (left, right) = _axes(ax, 2, (12, 4.2))
+    figure, (left, right) = _axes(ax, 2, (12, 4.6))
+    several = result.sizes.get("layer", 1) > 1
     for layer in result["layer"].values:
         trace = result["distance"].sel(layer=layer).values
         trace = trace[np.isfinite(trace)]
         verdict = str(result["verdict"].sel(layer=layer).values)
         left.semilogy(np.arange(1, trace.size + 1), np.maximum(trace, 1e-300),
-                      label=f"{layer}: {verdict}")
-    left.axhline(float(result.attrs["tol"]), color="black", lw=1, ls="--")
+                      label=f"{layer}: {verdict}" if several else str(layer))
+    tol = float(result.attrs["tol"])
+    left.axhline(tol, color="black", lw=1, ls="--", label=f"tolerance {tol:.0e}")
     left.set_xlabel("time step")
     left.set_ylabel("max pairwise distance")
     left.set_title("empirical contraction")
-    left.legend(fontsize=8)
+    left.legend(fontsize=9)
     _bars(right, _layers(result), {
-        "σ_max(W)": result["sigma_max"].values,
-        "ρ(|W|)": result["rho_abs"].values,
-        "inf_D σ_max(DWD⁻¹)": result["diagonal_scaling_bound"].values,
-        "ρ(W)": result["rho"].values,
-        "ρ(aW + (1−a)I)": result["leaky_rho"].values,
-    }, "value", threshold=1.0)
-    right.set_title("sufficient (first three) and necessary conditions: < 1")
-    figure.suptitle(f"echo state property: {result.attrs['verdict']}", fontsize=10)
+        "σ_max(W)  (sufficient)": result["sigma_max"].values,
+        "ρ(|W|)  (sufficient)": result["rho_abs"].values,
+        "inf_D σ_max(DWD⁻¹)  (sufficient)": result["diagonal_scaling_bound"].values,
+        "ρ(W)  (necessary)": result["rho"].values,
+        "ρ(aW + (1−a)I)  (necessary)": result["leaky_rho"].values,
+    }, "value", threshold=1.0, threshold_label="threshold = 1 (a condition holds below)")
+    right.set_title("conditions per reservoir")
+    figure.suptitle(f"echo state property: {result.attrs['verdict']}", fontsize=13)
     return figure
 
 

@@ -114,6 +114,10 @@ class OnlineReadout(Node, Online):
         self._require_built()
         self._set_tensors(self._initial_tensors(1))
 
+    def fitted_elements(self) -> int | None:
+        """``Wout_`` and ``bias_``: the readout, not the learner's working state (RLS's P)."""
+        return int(self.Wout_.numel() + self.bias_.numel()) if self.built else None
+
     # --------------------------------------------------------------- online
     def _learner_keys(self) -> list[str]:
         return ["Wout_", "bias_", *self._learner_extras()]

@@ -10,8 +10,8 @@ OPTIONS = {
     "demo": ["--out", "--quick", "--seed", "--threads", "--no-progress"],
     "sweep": ["CONFIG", "--out", "--workers", "--threads", "--no-progress"],
     "inspect": ["PATH"],
-    "reproduce": ["NAME", "--list", "--quick", "--out", "--seed", "--studies-dir", "--threads",
-                  "--no-progress"],
+    "reproduce": ["NAME", "--list", "--quick", "--out", "--seed", "--data", "--recipe",
+                  "--studies-dir", "--threads", "--no-progress"],
 }
 
 

@@ -159,9 +159,13 @@ def test_command_line(config_path, tmp_path, capsys):
     assert "10 already done, 0 trained now" in capsys.readouterr().out
 
 
-def test_default_output_is_next_to_the_config(config_path, capsys):
+def test_default_output_is_in_the_current_folder(config_path, tmp_path, monkeypatch):
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    monkeypatch.chdir(work)
     assert main(["sweep", str(config_path), "--no-progress"]) == 0
-    assert config_path.with_suffix(".nc").is_file()
+    assert (work / config_path.with_suffix(".nc").name).is_file()
+    assert not config_path.with_suffix(".nc").exists()  # never beside the config
 
 
 def test_example_config_is_valid():

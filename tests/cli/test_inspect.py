@@ -36,7 +36,9 @@ def test_inspect_scaffold(scaffold_path, capsys):
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     footprint = model.footprint(path)
-    assert f"trainable: {footprint.trainable:,} of {footprint.dense:,}" in out
+    assert f"learned: trained {footprint.trainable:,} of {footprint.dense:,} = " \
+           f"{100 * footprint.trainable / footprint.dense:.2f} % of the dense network's " \
+           f"parameters" in out
     assert "bytes (on disk)" in out
     # one row per matrix layer, with its β and σ₁ of the frozen and effective matrix
     spectra = dr.analysis.spectra(model)
@@ -62,4 +64,6 @@ def test_inspect_esn(esn_path, capsys):
     row = [line for line in out.splitlines() if line.startswith("Reservoir")][-1]
     assert f"{float(report['rho'][0]):.3g}" in row
     assert f"{float(report['sigma_max'][0]):.3g}" in row
-    assert "trainable: 0 of" in out
+    # the Ridge readout (40 weights and a bias) is fitted, not "nothing learned"
+    assert "learned: fitted 41 (Ridge readout) + trained 0 of " in out
+    assert "trainable: 0 of" not in out

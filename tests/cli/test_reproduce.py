@@ -78,20 +78,34 @@ def test_search_order(folder, tmp_path, monkeypatch):
     explicit.mkdir()
     assert studies.find_studies_dir(explicit) == explicit
     monkeypatch.delenv(studies.ENV_VARIABLE)
+    # a folder that happens to be called ./analysis is not imported unless named
     (tmp_path / "analysis").mkdir()
-    assert studies.find_studies_dir() == tmp_path / "analysis"
+    assert studies.find_studies_dir() == studies.shipped_studies_dir()
 
 
-def test_repository_folder_is_found_from_anywhere(tmp_path, monkeypatch):
-    from pathlib import Path
+def test_a_stray_analysis_folder_is_never_imported(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(studies.ENV_VARIABLE, raising=False)
+    (tmp_path / "analysis").mkdir()
+    marker = tmp_path / "imported"
+    (tmp_path / "analysis" / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('x')\nTITLE = 'evil'\nPAPER = 'none'\n"
+        f"def run(out_dir, **kw):\n    return {{}}\n")
+    assert main(["reproduce", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "evil" not in listed and "rank_sweep" in listed
+    assert not marker.exists()
+    assert main(["reproduce", "--list", "--studies-dir", "analysis"]) == 0
+    assert "evil" in capsys.readouterr().out and marker.exists()
 
-    if not (Path(studies.__file__).resolve().parents[1] / "analysis").is_dir():
-        pytest.skip("the package is not installed from the repository (editable)")
+
+def test_the_shipped_studies_are_found_from_anywhere(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(studies.ENV_VARIABLE, raising=False)
     found = studies.find_studies_dir()
-    assert found.name == "analysis"
-    assert "rank_sweep" in studies.available_studies(found)
+    assert found == studies.shipped_studies_dir()
+    assert {"rank_sweep", "ablations", "time_axis"} <= set(studies.available_studies(found))
+    assert (found / "_common.py").is_file()
 
 
 def test_run_study_and_helper(folder, tmp_path):

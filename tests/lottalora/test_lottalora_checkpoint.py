@@ -172,8 +172,10 @@ def test_static_resampling_is_the_default():
 
 def test_adapters_alone_and_scaffold_removed_after_training(tmp_path):
     x, y = blobs(n=120)
-    alone = dr.scaffold_mlp((16, 8), 3, r=2, seed=1, family=None)
+    # B = 0 on a zero scaffold is a dead start (refused); B drawn Kaiming trains
+    alone = dr.scaffold_mlp((16, 8), 3, r=2, seed=1, family=None, b_init="kaiming")
     history = alone.fit(x, y, lr=1e-2, **OPTIONS).history_
+    assert float(alone.nodes["layer0"].B_.detach().abs().sum()) > 0
     assert alone.nodes["layer0"].W_ is None
     assert float(history.loss[-1]) < float(history.loss[0])
     assert "nodes.layer0.W_" not in alone.state_dict()

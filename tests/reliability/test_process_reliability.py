@@ -216,7 +216,8 @@ def test_a_second_live_sweep_on_the_folder_is_refused(tmp_path, live_pid):
     assert not list(sidecar_folder(out).glob("*.nc"))
 
 
-def test_command_line_names_the_folder_and_the_owner(tmp_path, live_pid, capsys):
+def test_command_line_names_the_folder_and_the_owner(tmp_path, live_pid, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the sweep's default output is ./one.nc
     config = tmp_path / "one.toml"
     config.write_text(ONE_CELL)
     _plant_lock(sidecar_folder(tmp_path / "one.nc"), live_pid)
