@@ -14,6 +14,7 @@ from torch import float32, float64
 
 from deepreservoir._version import __version__
 from deepreservoir.adapt import adapt, merge
+from deepreservoir.adapt import parameter_groups as adapt_parameter_groups
 from deepreservoir.constraints import finite_check, set_finite_check
 from deepreservoir.errors import (
     ArtifactError,
@@ -97,6 +98,7 @@ __all__ = [
     "TrainingError",
     "__version__",
     "adapt",
+    "adapt_parameter_groups",
     "analysis",
     "datasets",
     "families",

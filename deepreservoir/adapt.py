@@ -47,6 +47,7 @@ __all__ = [
     "adapt",
     "adapted_layers",
     "merge",
+    "parameter_groups",
 ]
 
 _BIAS_MODES = ("seeded", "zero", "train")
@@ -437,7 +438,10 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
         would otherwise adapt nothing, or turn the head into a random scaffold).
     bias : {"seeded", "zero", "train"}
         Biases of adapted layers: frozen and drawn from the seed (U(±1/√fan_in),
-        torch's default), zero, or trained (starting from the seeded draw).
+        torch's default), zero, or trained (starting from the seeded draw). The
+        default differs from :func:`~deepreservoir.scaffold_mlp`'s (no hidden bias, as
+        in the paper's MLPs) on purpose: the architectures ``adapt`` receives have
+        biases, and ``"seeded"`` keeps them as torch would initialise them.
 
     Returns
     -------
@@ -534,6 +538,31 @@ def adapted_layers(module: nn.Module) -> dict[str, nn.Module]:
     """The adapted layers of a module by path (attention projections included)."""
     return {name: child for name, child in module.named_modules()
             if isinstance(child, _Adapter)}
+
+
+def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Optimizer groups for an adapted module: weight decay on all but the gates β.
+
+    ``Model.fit`` never decays β (decay would pull each gate towards 0, i.e.
+    towards removing its scaffold); this gives a torch optimizer the same rule:
+    ``torch.optim.AdamW(dr.adapt_parameter_groups(model, 1e-2), lr=1e-3)``.
+
+    Returns
+    -------
+    list of dict
+        ``[{"params": [...], "weight_decay": weight_decay},
+        {"params": [the β of every adapted layer], "weight_decay": 0.0}]``, trainable
+        parameters only.
+    """
+    _check_module(module, "parameter_groups")
+    _check("weight_decay", weight_decay, isinstance(weight_decay, (int, float))
+           and not isinstance(weight_decay, bool) and weight_decay >= 0, "a float >= 0")
+    gates = {id(layer.gate_value()) for layer in module.modules()
+             if isinstance(layer, LowRankAdapter) and isinstance(layer.gate_value(), Tensor)}
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    return [{"params": [p for p in trainable if id(p) not in gates],
+             "weight_decay": float(weight_decay)},
+            {"params": [p for p in trainable if id(p) in gates], "weight_decay": 0.0}]
 
 
 def merge(module: nn.Module) -> nn.Module:

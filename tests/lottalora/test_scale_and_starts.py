@@ -122,3 +122,27 @@ def test_weight_decay_leaves_beta_alone():
     undecayed = dr.scaffold_mlp((16, 8), 3, r=2, seed=1, family=None, b_init="kaiming")
     undecayed.fit(x, y, lr=0.1, weight_decay=0.0, **OPTIONS)
     assert not torch.equal(undecayed.nodes["layer0"].A_, model.nodes["layer0"].A_)
+
+
+def test_adapted_modules_get_the_same_no_decay_rule():
+    from torch import nn
+
+    from deepreservoir.adapt import adapted_layers
+
+    module = dr.adapt(nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)), r=2, seed=0,
+                      train=["2"])
+    decayed, gates = dr.adapt_parameter_groups(module, weight_decay=0.1)
+    betas = [layer.beta_ for layer in adapted_layers(module).values()]
+    assert {id(p) for p in gates["params"]} == {id(b) for b in betas} and gates[
+        "weight_decay"] == 0.0
+    trainable = {id(p) for p in module.parameters() if p.requires_grad}
+    assert {id(p) for p in decayed["params"]} == trainable - {id(b) for b in betas}
+    assert decayed["weight_decay"] == 0.1
+    optimizer = torch.optim.AdamW([decayed, gates], lr=0.5)
+    for _ in range(3):  # β gets no gradient here: only decay could move it
+        optimizer.zero_grad()
+        (module(torch.ones(4, 6)) * 0).sum().backward()
+        optimizer.step()
+    assert all(float(b.detach()) == 1.0 for b in betas)
+    with pytest.raises(dr.ParameterError, match="'weight_decay'"):
+        dr.adapt_parameter_groups(module, weight_decay=-1)
