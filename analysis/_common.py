@@ -13,6 +13,10 @@ Not a study (the leading underscore): a study loads it with
   :data:`VERDICTS` (:func:`verdict_table`).
 * **Honest numbers.** :func:`mean_sd` writes ``n = 1`` instead of a zero spread;
   :func:`run_line` gives the wall time, CPU time, load and threads.
+* **Study helpers.** :func:`study_data` (a study's data: the user's file or its
+  built-in set), :func:`train_model` (a fully trained model of one's own under a
+  recipe), :func:`path_ratios` (the scaffold path against the adapter path per
+  layer), :func:`integer_epochs` (an epoch axis).
 * Paper numbers come from :data:`PAPER_SOURCE` (in the repository).
 """
 
@@ -37,6 +41,7 @@ __all__ = [
     "PAPER_MNIST_MEDIUM",
     "PAPER_MNIST_MEDIUM_FULL",
     "PAPER_SOURCE",
+    "QUICK_FILE_SAMPLES",
     "RECIPES",
     "VERDICTS",
     "Timer",
@@ -47,9 +52,11 @@ __all__ = [
     "data_label",
     "figure",
     "finish",
+    "integer_epochs",
     "md_table",
     "mean_sd",
     "netcdf_attrs",
+    "path_ratios",
     "progress_bar",
     "rank_colors",
     "recipe_config",
@@ -57,7 +64,9 @@ __all__ = [
     "run_line",
     "runs_per_train",
     "steps",
+    "study_data",
     "train",
+    "train_model",
     "verdict_table",
     "write_outputs",
 ]
@@ -86,6 +95,9 @@ VERDICTS = {
 PAPER_MNIST_MEDIUM = {1: 89.33, 2: 92.73, 4: 95.44, 8: 96.80, 16: 97.53, 32: 97.80}
 PAPER_MNIST_MEDIUM_FULL = 98.38
 
+#: Training samples a quick run keeps of a user's file (the test split stays whole).
+QUICK_FILE_SAMPLES = 2000
+
 _DATA: dict[tuple[str, int | None], dict[str, np.ndarray]] = {}
 
 
@@ -107,6 +119,20 @@ def data_label(name: str | os.PathLike | None) -> str:
         return "none"
     text = str(name)
     return {"mnist1d": "MNIST-1D", "digits": "digits"}.get(text, f"file {Path(text).name}")
+
+
+def study_data(user: str | os.PathLike | None, builtin: str, num_samples: int | None,
+               quick: bool) -> tuple[dict[str, np.ndarray], str, str]:
+    """The data of a study: the user's file when given, else the built-in set.
+
+    Returns ``(data, key, label)``: ``key`` is ``builtin`` or the file's name (a
+    coordinate value), ``label`` is :func:`data_label`'s. A quick run keeps the
+    first :data:`QUICK_FILE_SAMPLES` training samples of a file.
+    """
+    if user is None:
+        return data(builtin, num_samples), builtin, data_label(builtin)
+    return (data(user, QUICK_FILE_SAMPLES if quick else None), Path(str(user)).name,
+            data_label(user))
 
 
 def steps(n_train: int, config: TrainConfig) -> int:
@@ -131,7 +157,11 @@ def runs_per_train(recipe: str, quick: bool) -> int:
 
 
 def recipe_line(recipe: str, config: TrainConfig, n_train: int, quick: bool) -> str:
-    """One sentence stating the recipe, its learning rates and its step count."""
+    """One sentence stating the recipe, its learning rates and its step count.
+
+    ``config`` may be given before or after :func:`recipe_config` (the recipe's α is applied).
+    """
+    config = recipe_config(recipe, config)
     count = steps(n_train, config)
     alpha = ("α = r (scale 1)" if config.alpha is None
              else f"α = {config.alpha:g} (scale α/r)")
@@ -189,6 +219,93 @@ def train(dataset: dict[str, np.ndarray], config: TrainConfig, *, progress_bar=N
     metrics["val_accuracy_by_lr"] = by_lr
     metrics["steps"] = steps(n_train, config)
     return model, metrics
+
+
+def train_model(build, dataset: dict[str, np.ndarray], config: TrainConfig, *,
+                progress_bar=None, recipe: str = "default", quick: bool = False,
+                seed: int = 0, lrs: Sequence[float] | None = None
+                ) -> tuple[Any, dict[str, Any]]:
+    """Train a fully trained model of one's own (``build(seed) -> Model``) under ``recipe``.
+
+    As :func:`train` with ``full=True``: the learning rate is ``config.full_lr``
+    (``"default"``) or searched over :data:`LR_GRID` on the validation split
+    (``"paper"``); ``lrs`` replaces that list (the best validation accuracy is
+    kept). The other options (epochs, batch, weight decay, validation split)
+    come from ``config``. Metrics: ``test_accuracy``, ``val_accuracy``,
+    ``trainable``, ``lr``, ``steps`` and, when more than one rate was tried,
+    ``val_accuracy_by_lr``.
+    """
+    import deepreservoir as dr
+
+    callbacks = []
+    if progress_bar is not None:
+        def tick(epoch, logs, model):
+            progress_bar.update(1)
+        callbacks.append(tick)
+    config = recipe_config(recipe, config)
+    grid = tuple(lrs) if lrs is not None else (
+        LR_GRID[bool(quick)] if recipe == "paper" else (config.full_lr,))
+    best = None
+    by_lr = {}
+    for lr in grid:
+        model = build(seed)
+        model.fit(dataset["x_train"], dataset["y_train"], epochs=config.epochs,
+                  batch_size=config.batch_size, lr=lr, weight_decay=config.weight_decay,
+                  loss="cross_entropy", validation_split=config.validation_split, seed=seed,
+                  verbose=0, callbacks=callbacks)
+        history = model.history_
+        val = (float(history["val_accuracy"].values[-1]) if "val_accuracy" in history
+               else math.nan)
+        by_lr[lr] = val
+        if best is None or val > best[1]:
+            best = (model, val, lr)
+    model, val, lr = best
+    scores = dr.training.evaluate(model, dataset["x_test"], dataset["y_test"],
+                                  loss="cross_entropy")
+    metrics = {"test_accuracy": float(scores["accuracy"]), "val_accuracy": val, "lr": lr,
+               "trainable": int(model.footprint().trainable),
+               "steps": steps(len(dataset["y_train"]), config)}
+    if len(grid) > 1:
+        metrics["val_accuracy_by_lr"] = by_lr
+    return model, metrics
+
+
+def path_ratios(model, x: np.ndarray) -> dict[str, float]:
+    """Per adapted layer: median over samples of ‖β·W_seed·x‖ / ‖scale·B·A·x‖.
+
+    ``x`` are the model's inputs (e.g. the test split); each layer is fed what it
+    receives from the layers below (in evaluation mode, scaffold in place). A
+    layer without a scaffold or without an adapter is left out.
+    """
+    import torch
+
+    names = [name for name, node in model.nodes.items()
+             if getattr(node, "W_", None) is not None and hasattr(node, "adapter_terms")]
+    if not names:
+        return {}
+    model.eval()
+    received = model.states(x, nodes=names, inputs=True)
+    ratios = {}
+    for name in names:
+        node = model.nodes[name]
+        A, B, gate = node.adapter_terms()
+        if A is None or not node.scaffold_active:
+            continue
+        with torch.no_grad():
+            inputs = torch.as_tensor(np.asarray(received[name]), dtype=node.W_.dtype,
+                                     device=node.W_.device)
+            scaffold = (gate * (inputs @ node.W_.T)).norm(dim=-1)
+            adapter = (node.scale * ((inputs @ A.T) @ B.T)).norm(dim=-1)
+            ratio = scaffold / adapter.clamp_min(torch.finfo(inputs.dtype).tiny)
+        ratios[name] = float(ratio.median())
+    return ratios
+
+
+def integer_epochs(ax) -> None:
+    """Integer ticks on an epoch axis (x)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def mean_sd(values: Sequence[float] | np.ndarray, scale: float = 1.0, digits: int = 1,
