@@ -111,17 +111,18 @@ def test_a_zero_scaffold_with_a_smooth_activation_is_not_a_dead_start():
 
 
 def test_weight_decay_leaves_beta_alone():
-    # On a zero scaffold β has no gradient: only weight decay could move it.
-    x, y = blobs(n=96)
-    model = dr.scaffold_mlp((16, 8), 3, r=2, seed=1, family=None, b_init="kaiming")
-    model.fit(x, y, lr=0.1, weight_decay=0.5, **OPTIONS)
+    # A loss with zero gradients everywhere (not None): only weight decay moves anything.
+    x, _ = blobs(n=64)
+    model = dr.scaffold_mlp((16, 8), 3, r=2, seed=1)
+    model.run(x)
+    head_before = model.nodes["head"].W_.detach().clone()
+    model.fit(x, np.zeros((64, 3), dtype=np.float32), epochs=2, batch_size=32, lr=0.1,
+              weight_decay=0.5, schedule="constant", loss=lambda out, target: (out * 0).sum(),
+              seed=7, verbose=0)
     for name in ("layer0", "layer1"):
         assert float(model.nodes[name].beta_.detach()) == 1.0
-        assert float(model.nodes[name].B_.detach().abs().sum()) > 0
-    # the adapters themselves are decayed: a run without decay ends elsewhere
-    undecayed = dr.scaffold_mlp((16, 8), 3, r=2, seed=1, family=None, b_init="kaiming")
-    undecayed.fit(x, y, lr=0.1, weight_decay=0.0, **OPTIONS)
-    assert not torch.equal(undecayed.nodes["layer0"].A_, model.nodes["layer0"].A_)
+    # everything else is decayed: AdamW shrinks the head by (1 − lr·wd) per step
+    torch.testing.assert_close(model.nodes["head"].W_.detach(), head_before * 0.95**4)
 
 
 def test_adapted_modules_get_the_same_no_decay_rule():
