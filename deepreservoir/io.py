@@ -12,8 +12,8 @@ records the SHA-256 of the tensor file and the tensor file's header records the
 SHA-256 of the spec, so truncation, accidental corruption and mismatched pairs
 are caught, each with an :class:`~deepreservoir.errors.ArtifactError` naming the
 file. The hashes are unkeyed: against a deliberate edit, sign with a key
-(``save(..., key=k)``, an HMAC in ``signature.json``) and ``load(path, key=k)``.
-Writing is atomic: the directory is assembled beside its destination, then renamed."""
+(``save(..., key=k)``, an HMAC in ``signature.json``) and ``load(path, key=k)``. Writing is
+atomic: the directory is assembled beside its destination, then renamed."""
 
 from __future__ import annotations
 
@@ -130,9 +130,7 @@ def _node_spec(name: str, node: Node, explicit: dict[str, torch.Tensor]) -> dict
     state = {k: _json_value(v) for k, v in node.artifact_state().items()}
     key = node.seed_key_
     return {
-        "name": name,
-        "user_name": node.user_name,
-        "class": type(node).__name__,
+        "name": name, "user_name": node.user_name, "class": type(node).__name__,
         "hyperparameters": params,
         "dtype": _dtype_name(node.dtype),
         "built": bool(node.built),
@@ -264,8 +262,7 @@ def _write(model, target: Path, key: bytes | str | None, save_file) -> Path:
             record = {"algorithm": "HMAC-SHA256", "hmac": _signature(key, json.loads(text))}
             (staging / SIGNATURE_FILE).write_text(json.dumps(record), encoding="utf-8")
             written.append(staging / SIGNATURE_FILE)
-        # safetensors writes through a private temporary file (mode 0600); give the tensor
-        # file what open(..., "w") gave spec.json, i.e. 0666 less the umask
+        # safetensors writes 0600: give the tensors spec.json's mode (0666 less the umask)
         os.chmod(tensor_path, (staging / SPEC_FILE).stat().st_mode & 0o7777)
         for file in written:
             with open(file, "rb") as handle:

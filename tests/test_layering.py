@@ -43,7 +43,7 @@ LAYERS: dict[str, int] = {
     # 6: entry points
     "deepreservoir": 6, "deepreservoir.__main__": 6, "deepreservoir.cli": 6,
     "deepreservoir.cli_report": 6, "deepreservoir.demo": 6, "deepreservoir.studies": 6,
-    "deepreservoir.sweep": 6,
+    "deepreservoir.sweep": 6, "deepreservoir.sweep_config": 6,
 }
 
 #: Imports allowed between different groups of one layer (group = the entry of LAYERS).
