@@ -186,7 +186,8 @@ def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path):
     import time
 
     config = tmp_path / "grid.toml"
-    config.write_text(CONFIG.replace("epochs = 1", "epochs = 60"))  # ~seconds per cell
+    # ~seconds per cell, so that SIGINT lands while cells are still left on a quiet machine
+    config.write_text(CONFIG.replace("epochs = 1", "epochs = 300"))
     out = tmp_path / "grid.nc"
     command = [sys.executable, "-m", "deepreservoir.cli", "sweep", str(config), "--out",
                str(out), "--workers", "2", "--no-progress"]
