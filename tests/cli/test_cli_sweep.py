@@ -191,8 +191,11 @@ def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path):
     out = tmp_path / "grid.nc"
     command = [sys.executable, "-m", "deepreservoir.cli", "sweep", str(config), "--out",
                str(out), "--workers", "2", "--no-progress"]
+    # A shell that starts pytest in the background makes SIGINT ignored, and children
+    # inherit that: give the sweep the default disposition a terminal's Ctrl-C meets.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     cells = sidecar_folder(out)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and not list(cells.glob("*.nc")):
