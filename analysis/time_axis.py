@@ -25,11 +25,14 @@ readout, and N = 100), each scored on the test steps: not a tuned result but
 a measurement of how far each choice moves the NMSE, which classifies the gap
 to the literature's 0.107 ± 0.012.
 
-No ``data``: the study's design is two fixed benchmarks with per-task reservoir
-settings, and ``deepreservoir reproduce --data`` reads a file as a
-*classification* set (``X`` and integer labels ``y``), refusing a series with
-real-valued targets before the study starts; so ``run()`` takes no ``data``
-and ``run_study`` refuses it by name. No ``recipe`` either (no MLP is trained).
+**Your series** (``deepreservoir reproduce time_axis --data series.npz``): a
+``.npz`` with ``X`` (T, F), the input at each step, and ``y`` (T, O), the target
+at each step (``DATA_KIND = "series"``, read by
+:func:`deepreservoir.data_files.load_series_npz`). The three contenders are also
+trained on it, with the Mackey–Glass reservoir settings, on the first half of
+the steps (split in time, never shuffled) and scored on the second half by
+NRMSE; the paper has no figure for it, so it gets a table and no verdict. No
+``recipe`` (no MLP is trained).
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ import xarray as xr
 import deepreservoir as dr
 from deepreservoir.datasets import narma10
 from deepreservoir.studies import load_helper
+
+#: ``data`` is one time series, not a classification set (see deepreservoir.studies).
+DATA_KIND = "series"
 
 TITLE = "The time axis: ESN + Ridge against LoRA on W (BPTT) + LoRAReadout"
 PAPER = ("reservoir-computing reference values: NARMA-10 NMSE 0.107 ± 0.012 (N = 50, "
@@ -159,8 +165,12 @@ def _score(task: str, prediction: np.ndarray, target: np.ndarray) -> float:
     return float(np.sqrt(np.mean(error**2)) / np.ptp(target))
 
 
+#: Reservoir settings for a user's series: those of the Mackey–Glass task.
+USER_TASK = {**TASKS["mackey_glass"], "score": "NRMSE (min-max)"}
+
+
 def _reservoir(task: str, seed: int, r: int) -> dr.Reservoir:
-    spec = TASKS[task]
+    spec = TASKS.get(task, USER_TASK)
     return dr.Reservoir(spec["units"], sr=spec["sr"], lr=spec["lr"],
                         input_scaling=spec["input_scaling"], rc_connectivity=0.1,
                         input_connectivity=spec["input_connectivity"], seed=seed, r=r,
@@ -173,15 +183,18 @@ def _windows(series: np.ndarray) -> np.ndarray:
 
 
 def _train(task: str, contender: str, seed: int, u: np.ndarray, y: np.ndarray,
-           config: dict) -> tuple[np.ndarray, float]:
-    """Train one contender on the first WARMUP + TRAIN steps; predictions for all steps."""
-    stop = WARMUP + TRAIN
+           config: dict, stop: int = WARMUP + TRAIN, warmup: int = WARMUP
+           ) -> tuple[np.ndarray, float]:
+    """Train one contender on the first ``stop`` steps (the first ``warmup`` not scored);
+    predictions for all steps."""
     if contender == "esn_ridge":
-        model = _reservoir(task, seed, 0) >> dr.Ridge(TASKS[task]["ridge"], dtype=torch.float64)
-        model.fit(u[:stop], y[:stop], warmup=WARMUP)
+        ridge = TASKS.get(task, USER_TASK)["ridge"]
+        model = _reservoir(task, seed, 0) >> dr.Ridge(ridge, dtype=torch.float64)
+        model.fit(u[:stop], y[:stop], warmup=warmup)
         return np.asarray(model.run(u, reset=True)), float("nan")
     r = config["r"] if contender == "lora_W" else 0
-    model = _reservoir(task, seed, r) >> dr.LoRAReadout(1, r=1, seed=seed, dtype=torch.float64)
+    model = _reservoir(task, seed, r) >> dr.LoRAReadout(y.shape[1], r=1, seed=seed,
+                                                        dtype=torch.float64)
     history = model.fit(_windows(u[:stop]), _windows(y[:stop]), epochs=config["epochs"],
                         batch_size=config["batch_size"], lr=config["lr"], weight_decay=0.0,
                         loss="mse", warmup=WINDOW_WARMUP, seed=seed, verbose=0).history_
@@ -311,8 +324,28 @@ def _figure(tasks, seeds, example, example_target, mean, score, variant_scores, 
     return figure
 
 
-def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = True) -> dict:
-    """Train the three contenders on both tasks and seeds, write the files."""
+def _user_series(path, seeds: list[int], config: dict, common, progress: bool) -> dict:
+    """The three contenders on a user's series: test NRMSE (contender, seed)."""
+    from deepreservoir.data_files import load_series_npz
+
+    series = load_series_npz(path)
+    u, y, split = series["x"], series["y"], series["split"]
+    warmup = min(WARMUP, split // 10)
+    score = np.full((len(CONTENDERS), len(seeds)), np.nan)
+    jobs = [(j, k) for j in range(len(CONTENDERS)) for k in range(len(seeds))]
+    for j, k in common.progress_bar(jobs, progress, "your series", total=len(jobs)):
+        prediction, _ = _train("user", CONTENDERS[j], seeds[k], u, y, config, stop=split,
+                               warmup=warmup)
+        score[j, k] = _score("user", prediction[split:], y[split:])
+    return {"score": score, "steps": len(u), "split": split, "warmup": warmup,
+            "label": common.data_label(path)}
+
+
+def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = True,
+        data: str | Path | None = None) -> dict:
+    """Train the three contenders on both tasks and seeds (and a user's series), write the
+    files."""
+    user_file = data  # ``data`` below holds the benchmarks' generated series
     common = load_helper("_common", Path(__file__).parent)
     timer = common.Timer()
     config = _config(quick, seed)
@@ -348,6 +381,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
     for v, s in common.progress_bar(jobs, progress, "NARMA-10 variants", total=len(jobs)):
         variant_score[v, s] = narma_variant(variants[v], narma_seeds[s])
     variant_scores = {name: variant_score[v] for v, name in enumerate(variants)}
+    user = (None if user_file is None
+            else _user_series(user_file, seeds, config, common, progress))
 
     dataset = xr.Dataset(
         {"score": (("task", "contender", "seed"), score),
@@ -366,7 +401,11 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
                "window": WINDOW, "stride": STRIDE, "window_warmup": WINDOW_WARMUP,
                "warmup": WARMUP, "train_steps": TRAIN, "test_steps": TEST,
                "narma_reference": NARMA_REFERENCE,
-               "narma_reference_sd": NARMA_REFERENCE_SD})
+               "narma_reference_sd": NARMA_REFERENCE_SD,
+               "data": "none" if user_file is None else str(user_file)})
+    if user is not None:
+        dataset["user_score"] = (("contender", "seed"), user["score"])
+        dataset.attrs.update(user_steps=user["steps"], user_split=user["split"])
     mean = score.mean(axis=2)
     narma, mg = tasks.index("narma10"), tasks.index("mackey_glass")
     ridge, lora, control = (CONTENDERS.index(m) for m in CONTENDERS)
@@ -435,6 +474,15 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, progress: bool = T
            "training budget." if claims["esn_ridge_best_on_mackey_glass"]
            and claims["esn_ridge_best_on_narma10"] else
            "the closed-form ridge readout is not the most accurate on every task (see table)."),
+        *([] if user is None else [
+            f"Your series ({user['label']}, {user['steps']:,} steps): trained on the first "
+            f"{user['split']:,} (the first {user['warmup']} not scored), tested on the "
+            f"remaining {user['steps'] - user['split']:,}, split in time; Mackey–Glass "
+            "reservoir settings; test NRMSE (RMSE / range). No published figure exists for "
+            "it, so no verdict:",
+            common.md_table(["contender", "test NRMSE"],
+                            [[c, _mean_sd(user["score"][j])]
+                             for j, c in enumerate(CONTENDERS)])]),
         "## Where we differ",
         common.verdict_table(_verdict_rows(variant_scores, score[mg, ridge], config)),
         "## Claims on this data",

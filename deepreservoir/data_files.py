@@ -27,7 +27,11 @@ import numpy as np
 from deepreservoir.constraints import Interval, Seed, validate_params
 from deepreservoir.errors import DataError, ParameterError
 
-__all__ = ["MAX_CLASSES", "file_digest", "is_data_file", "load_npz"]
+__all__ = ["MAX_CLASSES", "MIN_SERIES_STEPS", "file_digest", "is_data_file", "load_npz",
+           "load_series_npz"]
+
+#: Fewest steps a series file may have (each half must hold a few training windows).
+MIN_SERIES_STEPS = 240
 
 #: Largest number of classes a classification file may have.
 MAX_CLASSES = 100_000
@@ -179,3 +183,66 @@ def load_npz(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: int =
         x, y, x_test, y_test = x[order[n_test:]], y[order[n_test:]], x[order[:n_test]], \
             y[order[:n_test]]
     return {"x_train": x, "y_train": y, "x_test": x_test, "y_test": y_test}
+
+
+def load_series_npz(path: str | os.PathLike, *, train_fraction: float = 0.5
+                    ) -> dict[str, np.ndarray | int]:
+    """Load one time series from a ``.npz`` file: inputs ``X`` and one-step targets ``y``.
+
+    Parameters
+    ----------
+    path : path
+        A ``.npz`` file with ``X`` of shape ``(T,)`` or ``(T, F)`` (the input at each
+        step) and ``y`` of shape ``(T,)`` or ``(T, O)`` (the target at each step),
+        real and finite, ``T >= MIN_SERIES_STEPS``.
+    train_fraction : float in (0, 1)
+        The split *in time*: the first ``round(train_fraction·T)`` steps train, the
+        rest test (never shuffled: a series' future must not leak into its past).
+
+    Returns
+    -------
+    dict
+        ``x (T, F)`` and ``y (T, O)`` as float64, and ``split`` (the first test step).
+
+    Raises
+    ------
+    DataError
+        The file is missing or unreadable, lacks ``X`` or ``y``, or holds arrays of the
+        wrong shape, non-real or non-finite values, or too few steps.
+    """
+    validate_params("load_series_npz", {"train_fraction": train_fraction},
+                    {"train_fraction": Interval(float, 0, 1, closed="neither")})
+    shown = str(path)
+    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+        raise DataError(f"The series file {shown!r} does not exist; expected a .npz file with "
+                        f"X (T, F) and y (T, O).")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, AttributeError) as error:
+        raise DataError(f"The series file {shown!r} could not be read as a .npz archive "
+                        f"({error}); expected numpy.savez(path, X=X, y=y).") from None
+    found = {}
+    for key in ("X", "y"):
+        if key not in arrays:
+            raise DataError(f"The series file {shown!r} has no {key!r} array; it holds "
+                            f"{sorted(arrays) or 'nothing'}. Expected X (T, F) and y (T, O).")
+        array = arrays[key]
+        if array.dtype.kind not in "biuf" or array.ndim not in (1, 2):
+            raise DataError(f"The array {key!r} of the series file {shown!r} must be real, of "
+                            f"shape (T,) or (T, features). Got dtype {array.dtype}, shape "
+                            f"{array.shape}.")
+        values = array.astype(np.float64).reshape(len(array), -1)
+        if not np.isfinite(values).all():
+            step = int(np.argwhere(~np.isfinite(values))[0][0])
+            raise DataError(f"The array {key!r} of the series file {shown!r} must be finite. "
+                            f"Got NaN or inf at step {step}.")
+        found[key] = values
+    steps = len(found["X"])
+    if len(found["y"]) != steps:
+        raise DataError(f"The series file {shown!r}: y must have one row per step of X "
+                        f"({steps}). Got {len(found['y'])}.")
+    if steps < MIN_SERIES_STEPS:
+        raise DataError(f"The series file {shown!r} must hold at least {MIN_SERIES_STEPS} "
+                        f"steps. Got {steps}.")
+    return {"x": found["X"], "y": found["y"], "split": round(train_fraction * steps)}

@@ -13,7 +13,10 @@ are helpers, not studies). It defines
   configuration and the run time in seconds), ``<out_dir>/<name>.png`` and
   ``<out_dir>/<name>.md`` (the paper's number and ours side by side), and
   returns ``{"dataset": Dataset, "summary": str, "claims": {name: bool},
-  "files": [paths]}``.
+  "files": [paths]}``;
+* optionally ``DATA_KIND = "series"``: its ``data`` is one time series (``X``, ``y``
+  per step, :func:`~deepreservoir.data_files.load_series_npz`) rather than a
+  classification set (:func:`~deepreservoir.data_files.load_npz`).
 
 The studies' sources live in the repository's top-level ``analysis/`` folder
 and ship with the package as ``deepreservoir._studies`` (a mapping in
@@ -251,7 +254,7 @@ def run_study(name: str, out_dir: str | os.PathLike, *, quick: bool = False, see
     """
     import inspect
 
-    from deepreservoir.data_files import load_npz
+    from deepreservoir.data_files import load_npz, load_series_npz
 
     if recipe not in RECIPES:
         raise ParameterError(f"The 'recipe' parameter of run_study must be one of "
@@ -268,8 +271,9 @@ def run_study(name: str, out_dir: str | os.PathLike, *, quick: bool = False, see
                 f"The study {name!r} does not take the '{option}' parameter ({flag}); "
                 f"it runs on its own set-up. Got {value!r}.")
         extra[option] = value
-    if data is not None:
-        load_npz(data)  # refuse a bad file before any training
+    if data is not None:  # refuse a bad file before any training
+        series = getattr(module, "DATA_KIND", "classification") == "series"
+        (load_series_npz if series else load_npz)(data)
         extra["data"] = str(data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -126,3 +126,17 @@ def test_a_sweep_config_resolves_a_relative_file_and_notices_a_change(tmp_path):
     assert config.fingerprint() != before and file_digest(tmp_path / "mine.npz") != digest
     with pytest.raises(dr.DataError, match="existing .npz file"):
         parse_config({"sweep": {"dataset": "absent.npz"}}, base=tmp_path)
+
+
+def test_a_series_file_is_split_in_time(tmp_path):
+    from deepreservoir.data_files import load_series_npz
+
+    x = np.arange(300, dtype=float)
+    np.savez(tmp_path / "s.npz", X=x, y=np.stack([x, -x], axis=1))
+    series = load_series_npz(tmp_path / "s.npz", train_fraction=0.6)
+    assert series["x"].shape == (300, 1) and series["y"].shape == (300, 2)
+    assert series["split"] == 180
+    np.testing.assert_array_equal(series["x"][:, 0], x)  # never shuffled
+    np.savez(tmp_path / "ragged.npz", X=x, y=x[:-1])
+    with pytest.raises(dr.DataError, match="one row per step of X"):
+        load_series_npz(tmp_path / "ragged.npz")
