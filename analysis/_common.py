@@ -177,6 +177,32 @@ def recipe_line(recipe: str, config: TrainConfig, n_train: int, quick: bool) -> 
             f"MNIST images).")
 
 
+def _ticker(progress_bar, postfix: bool) -> list:
+    """A callback ticking ``progress_bar`` once per epoch (none without a bar)."""
+    if progress_bar is None:
+        return []
+
+    def tick(epoch, logs, model):
+        progress_bar.update(1)
+        if postfix and "val_accuracy" in logs:
+            progress_bar.set_postfix(val_acc=f"{logs['val_accuracy']:.3f}")
+    return [tick]
+
+
+def _best_over(rates: Sequence[float], run_one) -> tuple[Any, dict[str, Any], dict]:
+    """Run ``run_one(lr) -> (model, metrics)`` per rate; keep the best validation accuracy.
+
+    Returns the best model, its metrics with ``lr`` added, and ``{lr: val_accuracy}``.
+    """
+    best, by_lr = None, {}
+    for lr in rates:
+        model, metrics = run_one(lr)
+        by_lr[lr] = metrics["val_accuracy"]
+        if best is None or metrics["val_accuracy"] > best[1]["val_accuracy"]:
+            best = (model, {**metrics, "lr": lr})
+    return best[0], best[1], by_lr
+
+
 def train(dataset: dict[str, np.ndarray], config: TrainConfig, *, progress_bar=None,
           recipe: str = "default", quick: bool = False, **options: Any
           ) -> tuple[Any, dict[str, Any]]:
@@ -190,13 +216,7 @@ def train(dataset: dict[str, np.ndarray], config: TrainConfig, *, progress_bar=N
     """
     from dataclasses import replace
 
-    callbacks = []
-    if progress_bar is not None:
-        def tick(epoch, logs, model):
-            progress_bar.update(1)
-            if "val_accuracy" in logs:
-                progress_bar.set_postfix(val_acc=f"{logs['val_accuracy']:.3f}")
-        callbacks.append(tick)
+    callbacks = _ticker(progress_bar, postfix=True)
     config = recipe_config(recipe, config)
     full = bool(options.get("full", False))
     n_train = len(dataset["y_train"])
@@ -206,16 +226,12 @@ def train(dataset: dict[str, np.ndarray], config: TrainConfig, *, progress_bar=N
         metrics["lr"] = config.full_lr if full else config.lr
         metrics["steps"] = steps(n_train, config)
         return model, metrics
-    best = None
-    by_lr = {}
-    for lr in LR_GRID[bool(quick)]:
+
+    def run_one(lr):
         trial = replace(config, full_lr=lr) if full else replace(config, lr=lr)
-        model, metrics = train_classifier(dataset, config=trial, callbacks=callbacks,
-                                          **options)
-        by_lr[lr] = metrics["val_accuracy"]
-        if best is None or metrics["val_accuracy"] > best[1]["val_accuracy"]:
-            best = (model, {**metrics, "lr": lr})
-    model, metrics = best
+        return train_classifier(dataset, config=trial, callbacks=callbacks, **options)
+
+    model, metrics, by_lr = _best_over(LR_GRID[bool(quick)], run_one)
     metrics["val_accuracy_by_lr"] = by_lr
     metrics["steps"] = steps(n_train, config)
     return model, metrics
@@ -237,33 +253,26 @@ def train_model(build, dataset: dict[str, np.ndarray], config: TrainConfig, *,
     """
     import deepreservoir as dr
 
-    callbacks = []
-    if progress_bar is not None:
-        def tick(epoch, logs, model):
-            progress_bar.update(1)
-        callbacks.append(tick)
+    callbacks = _ticker(progress_bar, postfix=False)
     config = recipe_config(recipe, config)
     grid = tuple(lrs) if lrs is not None else (
         LR_GRID[bool(quick)] if recipe == "paper" else (config.full_lr,))
-    best = None
-    by_lr = {}
-    for lr in grid:
+
+    def run_one(lr):
         model = build(seed)
         model.fit(dataset["x_train"], dataset["y_train"], epochs=config.epochs,
                   batch_size=config.batch_size, lr=lr, weight_decay=config.weight_decay,
                   loss="cross_entropy", validation_split=config.validation_split, seed=seed,
                   verbose=0, callbacks=callbacks)
         history = model.history_
-        val = (float(history["val_accuracy"].values[-1]) if "val_accuracy" in history
-               else math.nan)
-        by_lr[lr] = val
-        if best is None or val > best[1]:
-            best = (model, val, lr)
-    model, val, lr = best
+        return model, {"val_accuracy": float(history["val_accuracy"].values[-1])
+                       if "val_accuracy" in history else math.nan}
+
+    model, found, by_lr = _best_over(grid, run_one)
     scores = dr.training.evaluate(model, dataset["x_test"], dataset["y_test"],
                                   loss="cross_entropy")
-    metrics = {"test_accuracy": float(scores["accuracy"]), "val_accuracy": val, "lr": lr,
-               "trainable": int(model.footprint().trainable),
+    metrics = {"test_accuracy": float(scores["accuracy"]), "val_accuracy": found["val_accuracy"],
+               "lr": found["lr"], "trainable": int(model.footprint().trainable),
                "steps": steps(len(dataset["y_train"]), config)}
     if len(grid) > 1:
         metrics["val_accuracy_by_lr"] = by_lr
@@ -309,18 +318,21 @@ def integer_epochs(ax) -> None:
 
 
 def mean_sd(values: Sequence[float] | np.ndarray, scale: float = 1.0, digits: int = 1,
-            unit: str = "") -> str:
+            unit: str = "", significant: bool = False) -> str:
     """``"56.3 ± 1.2 % (n = 3)"``; a single value is ``"56.3 % (n = 1)"``, never ``± 0.0``.
 
-    NaNs are left out of the count.
+    ``digits`` decimals, or with ``significant`` that many significant digits for
+    the mean and two for the sd (``"0.149 ± 0.04 (n = 10)"``). NaNs are left out
+    of the count.
     """
     array = np.asarray(values, dtype=float).ravel() * scale
     array = array[np.isfinite(array)]
+    mean_format, sd_format = (f".{digits}g", ".2g") if significant else (f".{digits}f",) * 2
     if array.size == 0:
         return "— (n = 0)"
     if array.size == 1:
-        return f"{array[0]:.{digits}f}{unit} (n = 1)"
-    return (f"{array.mean():.{digits}f} ± {array.std(ddof=1):.{digits}f}{unit} "
+        return f"{array[0]:{mean_format}}{unit} (n = 1)"
+    return (f"{array.mean():{mean_format}} ± {array.std(ddof=1):{sd_format}}{unit} "
             f"(n = {array.size})")
 
 

@@ -103,15 +103,10 @@ def _config(quick: bool, seed: int) -> dict:
             "narma_seeds": [seed + i for i in range(10)], "variants": list(VARIANTS)}
 
 
-def _mean_sd(values, digits: int = 3) -> str:
-    """``"0.149 ± 0.040 (n = 10)"`` to ``digits`` significant digits; one value: ``(n = 1)``."""
-    array = np.asarray(values, dtype=float).ravel()
-    array = array[np.isfinite(array)]
-    if array.size == 0:
-        return "— (n = 0)"
-    if array.size == 1:
-        return f"{array[0]:.{digits}g} (n = 1)"
-    return f"{array.mean():.{digits}g} ± {array.std(ddof=1):.2g} (n = {array.size})"
+def _mean_sd(values) -> str:
+    """``"0.149 ± 0.04 (n = 10)"``: :func:`_common.mean_sd` to 3 significant digits."""
+    common = load_helper("_common", Path(__file__).parent)
+    return common.mean_sd(values, digits=3, significant=True)
 
 
 def _standard_error(values: np.ndarray) -> float:

@@ -54,6 +54,27 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()[:16]
 
 
+def _read_archive(path: Any, what: str, expected: str) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` file, or a :class:`DataError` naming the file and ``expected``."""
+    shown = str(path)
+    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+        state = ("is a directory" if isinstance(path, (str, os.PathLike)) and Path(path).is_dir()
+                 else "does not exist")
+        raise DataError(f"The {what} {shown!r} {state}; expected a .npz file with {expected}.")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"The {what} {shown!r} is a single .npy array; expected a .npz "
+                            f"archive with {expected} (numpy.savez(path, X=X, y=y)).")
+        with loaded as archive:
+            return {name: archive[name] for name in archive.files}
+    except DataError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"The {what} {shown!r} could not be read as a .npz archive "
+                        f"({error}); expected numpy.savez(path, X=X, y=y).") from None
+
+
 def _pick(arrays: dict[str, np.ndarray], key: str, path: str) -> np.ndarray | None:
     present = [name for name in _NAMES[key] if name in arrays]
     if len(present) > 1:
@@ -141,21 +162,7 @@ def load_npz(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: int =
         raise ParameterError(f"The 'path' parameter of load_npz must be a path to a .npz file. "
                              f"Got {type(path).__name__}.")
     shown = str(path)
-    if not Path(path).is_file():
-        what = "is a directory" if Path(path).is_dir() else "does not exist"
-        raise DataError(f"The data file {shown!r} {what}; expected a .npz file with X and y.")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"The data file {shown!r} is a single .npy array; expected a .npz "
-                            f"archive with X and y (numpy.savez(path, X=X, y=y)).")
-        with loaded as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except DataError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"The data file {shown!r} could not be read as a .npz archive "
-                        f"({error}); expected numpy.savez(path, X=X, y=y).") from None
+    arrays = _read_archive(path, "data file", "X and y")
     found = {key: _pick(arrays, key, shown) for key in _NAMES}
     for key in ("x_train", "y_train"):
         if found[key] is None:
@@ -213,15 +220,7 @@ def load_series_npz(path: str | os.PathLike, *, train_fraction: float = 0.5
     validate_params("load_series_npz", {"train_fraction": train_fraction},
                     {"train_fraction": Interval(float, 0, 1, closed="neither")})
     shown = str(path)
-    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
-        raise DataError(f"The series file {shown!r} does not exist; expected a .npz file with "
-                        f"X (T, F) and y (T, O).")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, AttributeError) as error:
-        raise DataError(f"The series file {shown!r} could not be read as a .npz archive "
-                        f"({error}); expected numpy.savez(path, X=X, y=y).") from None
+    arrays = _read_archive(path, "series file", "X (T, F) and y (T, O)")
     found = {}
     for key in ("X", "y"):
         if key not in arrays:
