@@ -296,10 +296,30 @@ class Checkpoint(Callback):
             state["state"][int(index)] = {
                 key: (tensors[f"{index}.{key}"] if value == "tensor" else value)
                 for key, value in entry.items()}
+        if len(state["param_groups"]) == 1 < len(trainer.optimizer.param_groups):
+            state = _split_single_group(state, trainer)
         trainer.optimizer.load_state_dict(state)
         trainer.history = list(meta["history"])
         trainer.gates = list(meta.get("gates", [{} for _ in trainer.history]))
         trainer.start_epoch = int(meta["epoch"])
+
+
+def _split_single_group(state: dict, trainer) -> dict:
+    """An optimizer state from before β got its own group (one group over ``trainer.params``),
+    renumbered onto today's groups (decayed parameters, then the gates without decay)."""
+    position = {id(p): i for i, p in enumerate(trainer.params)}
+    order = [position[id(p)] for group in trainer.optimizer.param_groups
+             for p in group["params"]]
+    saved = state["param_groups"][0]
+    groups, start = [], 0
+    for group in trainer.optimizer.param_groups:
+        count = len(group["params"])
+        groups.append({**saved, "weight_decay": group["weight_decay"],
+                       "params": list(range(start, start + count))})
+        start += count
+    renumbered = {new: state["state"][old] for new, old in enumerate(order)
+                  if old in state["state"]}
+    return {"param_groups": groups, "state": renumbered}
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -202,3 +202,45 @@ def test_adapters_alone_and_scaffold_removed_after_training(tmp_path):
     assert np.array_equal(loaded.run(x), removed)
     model.restore_scaffold()
     assert np.array_equal(model.run(x), before)
+
+
+def test_an_optimizer_state_from_before_the_beta_group_is_renumbered():
+    from types import SimpleNamespace
+
+    from deepreservoir.training.checkpoint import _split_single_group
+
+    weight, beta, other = (torch.nn.Parameter(torch.randn(3)) for _ in range(3))
+    legacy = torch.optim.AdamW([weight, beta, other], lr=0.1, weight_decay=0.01)
+    for p in (weight, beta, other):
+        p.grad = torch.randn(3)
+    legacy.step()
+    today = torch.optim.AdamW([{"params": [weight, other], "weight_decay": 0.01},
+                               {"params": [beta], "weight_decay": 0.0}], lr=0.1)
+    trainer = SimpleNamespace(params=[weight, beta, other], optimizer=today)
+    today.load_state_dict(_split_single_group(legacy.state_dict(), trainer))
+    for p in (weight, beta, other):
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(today.state[p][key], legacy.state[p][key])
+    assert [g["weight_decay"] for g in today.param_groups] == [0.01, 0.0]
+
+
+def test_a_checkpoint_written_with_one_optimizer_group_resumes(tmp_path, monkeypatch):
+    import deepreservoir.training.trainer as trainer_module
+
+    x, y = blobs()
+    old = make()
+    old.run(x)
+    order = {id(p): i for i, p in enumerate(p for p in old.parameters() if p.requires_grad)}
+
+    def one_group(name, params, lr, weight_decay, no_decay=()):
+        # the layout before β's group: one group, in the order of the trainable parameters
+        every = sorted([*params, *no_decay], key=lambda p: order[id(p)])
+        return torch.optim.AdamW(every, lr=lr, weight_decay=weight_decay)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module, "make_optimizer", one_group)
+        with pytest.raises(Interrupt):
+            old.fit(x, y, checkpoint=tmp_path / "old", callbacks=[stop_at(1)], **OPTIONS)
+    resumed = make()
+    history = resumed.fit(x, y, checkpoint=tmp_path / "old", resume=True, **OPTIONS).history_
+    assert len(history.epoch) == 4 and np.isfinite(history.loss.values).all()
