@@ -2,8 +2,9 @@
 
 The core library needs torch, numpy, scipy, networkx, xarray, reservoirpy,
 safetensors and tqdm. The demo, the studies, figures and netCDF4 files need the
-``demo`` extra (``pip install "deepreservoir[demo]"``); a command that needs it
-says so in one line before doing any work.
+``demo`` extra (``pip install "deepreservoir[demo]"``); sweeps on Dask and
+searches with Optuna need the ``distributed`` extra. A command that needs an
+extra says so in one line before doing any work.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import importlib.util
 
 from deepreservoir.errors import DeepReservoirError
 
-__all__ = ["DEMO_MODULES", "MissingDependencyError", "missing_modules", "require_extra"]
+__all__ = ["DEMO_MODULES", "DISTRIBUTED_MODULES", "MissingDependencyError", "missing_modules", "require_extra"]
 
 #: Import name → distribution name of the ``demo`` extra.
 DEMO_MODULES = {"matplotlib": "matplotlib", "mnist1d": "mnist1d", "netCDF4": "netCDF4",
                 "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl"}
+
+#: Import name → distribution name of the ``distributed`` extra (Dask sweeps, Optuna search).
+DISTRIBUTED_MODULES = {"dask": "dask", "distributed": "distributed", "optuna": "optuna"}
 
 
 class MissingDependencyError(DeepReservoirError, ImportError):
