@@ -18,7 +18,7 @@ from typing import Any
 
 from deepreservoir.errors import DataError
 
-__all__ = ["DATASETS", "SweepConfig", "TrainConfig", "load_config", "parse_config"]
+__all__ = ["DATASETS", "SweepConfig", "TrainConfig", "load_config", "parse_config", "read_toml"]
 
 #: Built-in data sets a sweep can use (besides a user's ``.npz`` file).
 DATASETS = ("mnist1d", "digits")
@@ -252,13 +252,14 @@ def _input_width(dataset: str) -> int:
     return {"mnist1d": 40, "digits": 64}[dataset]
 
 
-def load_config(path: str | os.PathLike) -> SweepConfig:
-    """Read and validate a sweep's TOML file.
+def read_toml(path: str | os.PathLike, what: str = "sweep config") -> dict[str, Any]:
+    """The parsed TOML document at ``path``.
 
     Raises
     ------
     DataError
-        The file is missing, is a directory, is not valid TOML, or has an unknown or bad key.
+        The file is missing, is a directory, is unreadable or is not valid TOML;
+        ``what`` names it in the message.
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -266,16 +267,25 @@ def load_config(path: str | os.PathLike) -> SweepConfig:
         import tomli as tomllib
     path = Path(path)
     if not path.is_file():
-        what = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
-                else "does not exist")
-        raise DataError(f"The sweep config {str(path)!r} {what}; expected a TOML file.")
+        state = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
+                 else "does not exist")
+        raise DataError(f"The {what} {str(path)!r} {state}; expected a TOML file.")
     try:
-        document = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"The sweep config {str(path)!r} is not valid TOML: {error}.") from None
+        raise DataError(f"The {what} {str(path)!r} is not valid TOML: {error}.") from None
     except OSError as error:
-        raise DataError(f"The sweep config {str(path)!r} could not be read "
+        raise DataError(f"The {what} {str(path)!r} could not be read "
                         f"({error.strerror or error}); expected a readable TOML file.") from None
-    return parse_config(document, where=str(path), base=path.parent)
 
 
+def load_config(path: str | os.PathLike) -> SweepConfig:
+    """Read and validate a sweep's TOML file (the LottaLoRA grid, table ``[sweep]``).
+
+    Raises
+    ------
+    DataError
+        The file is missing, is a directory, is not valid TOML, or has an unknown or bad key.
+    """
+    document = read_toml(path)
+    return parse_config(document, where=str(path), base=Path(path).parent)
