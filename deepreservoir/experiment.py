@@ -36,6 +36,7 @@ tutorial) and ``r2`` (``1 − Σd²/Σ(y − ȳ)²``, reservoirpy's ``rsquare``)
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -87,12 +88,12 @@ def load_factory(spec: str):
     Raises
     ------
     ParameterError
-        The module cannot be imported or has no such callable.
+        The module cannot be imported (or fails while importing) or has no such callable.
     """
     module_name, _, function = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
+    except Exception as error:  # ImportError, or the module's own failure at import
         raise ParameterError(f"The model factory {spec!r}: module {module_name!r} cannot be "
                              f"imported ({error}); expected an importable 'module:function' "
                              f"(the module on sys.path, e.g. next to where the sweep runs).")\
@@ -121,7 +122,11 @@ def series_metrics(prediction: np.ndarray, truth: np.ndarray, train_inputs: np.n
     >>> round(scores["rmse"], 12), round(scores["nrmse"], 12)
     (0.1, 0.05)
     """
-    error = np.asarray(prediction, np.float64) - np.asarray(truth, np.float64)
+    prediction, truth = np.asarray(prediction, np.float64), np.asarray(truth, np.float64)
+    if prediction.shape != truth.shape:
+        raise DataError(f"series_metrics: the prediction's shape {prediction.shape} differs from "
+                        f"the truth's {truth.shape}; expected equal shapes (T, O).")
+    error = prediction - truth
     mse = float(np.mean(error ** 2)) if np.isfinite(error).all() else float("inf")
     rmse = float(np.sqrt(mse))
     spread = float(np.sum((truth - np.mean(truth)) ** 2))
@@ -242,7 +247,17 @@ def train_trial(config, params: Mapping[str, Any], seed: int):
         model = _esn(own, seed)
         fit = {"warmup": int(own["warmup"]), **fit}
     else:
-        model = load_factory(config.model)(seed=seed, **own)
+        factory = load_factory(config.model)
+        try:
+            inspect.signature(factory).bind(seed=seed, **own)
+        except TypeError as error:
+            raise ParameterError(
+                f"The model factory {config.model!r} does not take the hyperparameters "
+                f"{sorted(own)} and seed ({error}); expected a function "
+                f"'{config.model.split(':')[1]}(seed, **params)' accepting every key of "
+                f"[params], [axes] and [search.space] that is not 'node.argument' or "
+                f"'fit.option'.") from None
+        model = factory(seed=seed, **own)
         if not isinstance(model, dr.Model):
             raise ParameterError(f"The model factory {config.model!r} returned "
                                  f"{type(model).__name__}; expected a deepreservoir Model.")

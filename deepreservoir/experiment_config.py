@@ -197,6 +197,8 @@ def _range(where: str, key: str, value: Any) -> Range:
         choices = value["choices"]
         if set(value) != {"choices"} or not isinstance(choices, list) or not choices:
             raise _bad(where, key, value, "{choices = [a non-empty list]} alone")
+        if not all(isinstance(c, _SCALAR) for c in choices):
+            raise _bad(where, key, value, "choices that are numbers, strings or true/false")
         return Range(choices=tuple(_check_value(where, key, c) for c in choices))
     low, high, log = value.get("low"), value.get("high"), value.get("log", False)
     if not (_number(low) and _number(high)) or not low < high:
@@ -294,8 +296,10 @@ def parse_experiment(document: Mapping[str, Any], where: str = "config",
         if not isinstance(value, list) or not value:
             raise _bad(where, f"axes.{key}", value, "a non-empty list of values")
         checked = [_check_value(where, f"axes.{key}", v) for v in value]
-        if len({json.dumps(v) for v in checked}) != len(checked):
-            raise _bad(where, f"axes.{key}", value, "a list without repeats")
+        if any(a == b or json.dumps(a) == json.dumps(b)
+               for i, a in enumerate(checked) for b in checked[i + 1:]):
+            raise _bad(where, f"axes.{key}", value,
+                       "a list without repeats (1 and 1.0, or true and 1, are one value)")
         axes[key] = tuple(checked)
     search = _table(document, "search", where)
     extra = sorted(set(search) - {"trials", "sampler", "seed", "space"})

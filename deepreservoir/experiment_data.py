@@ -71,13 +71,40 @@ def _family(dataset: str) -> str:
     return "reservoirpy" if dataset.startswith("reservoirpy:") else dataset
 
 
+def _option_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a known option's value (``None``: nothing)."""
+    def integer(low: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    def share() -> bool:
+        return isinstance(value, float) and 0 < value < 1
+
+    checks = {
+        "steps": (integer(20), "an int >= 20"),
+        "forecast": (integer(1), "an int >= 1"),
+        "tau": (integer(1), "an int >= 1"),
+        "seed": (integer(0), "an int >= 0"),
+        "test_size": (integer(1) or share(), "an int >= 1 (steps) or a float in (0, 1)"),
+        "normalize": (isinstance(value, bool), "true or false"),
+        "definition": (value in ("textbook", "reservoirpy"), "'textbook' or 'reservoirpy'"),
+        "num_samples": (value is None or integer(20), "an int >= 20"),
+        "kind": (value in ("classes", "series"), "'classes' or 'series'"),
+        "test_fraction": (share(), "a float in (0, 1)"),
+        "train_fraction": (share(), "a float in (0, 1)"),
+    }
+    ok, expected = checks.get(key, (True, ""))
+    return None if ok else expected
+
+
 def data_kind(dataset: str, data: dict[str, Any], where: str = "config") -> str:
     """``"series"`` or ``"classes"``: what ``dataset`` with options ``data`` holds.
+
+    Every known option's value is checked here, before any data is generated.
 
     Raises
     ------
     DataError
-        An unknown option for that data set (names the known ones), or a bad ``kind``.
+        An unknown option for that data set (names the known ones), or a bad value.
     """
     family = _family(dataset)
     known = DATA_OPTIONS[family]
@@ -86,30 +113,18 @@ def data_kind(dataset: str, data: dict[str, Any], where: str = "config") -> str:
         if unknown:
             raise DataError(f"{where}: unknown key(s) in [data] for {dataset!r}: "
                             f"{', '.join(unknown)}. Known: {', '.join(known)}.")
+    for key, value in data.items():
+        problem = _option_problem(key, value) if key in known else None
+        if problem is not None:
+            raise DataError(f"{where}: 'data.{key}' must be {problem}. Got {value!r}.")
     if family == "npz":
-        kind = data.get("kind", "classes")
-        if kind not in ("classes", "series"):
-            raise DataError(f"{where}: 'data.kind' must be 'classes' or 'series'. Got {kind!r}.")
-        return kind
+        return data.get("kind", "classes")
     return "classes" if family in ("mnist1d", "digits") else "series"
-
-
-def _int(options: dict[str, Any], key: str, low: int) -> int:
-    value = options[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise DataError(f"The 'data.{key}' option must be an int >= {low}. Got {value!r}.")
-    return value
 
 
 def _test_steps(options: dict[str, Any], length: int) -> int:
     size = options["test_size"]
-    if isinstance(size, float) and 0 < size < 1:
-        steps = round(size * length)
-    elif isinstance(size, int) and not isinstance(size, bool) and size >= 1:
-        steps = size
-    else:
-        raise DataError(f"The 'data.test_size' option must be an int >= 1 (steps) or a float "
-                        f"in (0, 1) (a share). Got {size!r}.")
+    steps = round(size * length) if isinstance(size, float) else size
     if not 1 <= steps < length - 1:
         raise DataError(f"The 'data.test_size' option ({size!r}) leaves {length - steps} of "
                         f"{length} steps to train on; expected at least 2 on each side.")
@@ -126,13 +141,10 @@ def _as_series(values: Any, name: str) -> np.ndarray:
 
 
 def _forecasting(series: np.ndarray, options: dict[str, Any]) -> Task:
-    if options["normalize"] is True:
+    if options["normalize"]:
         low, high = series.min(0), series.max(0)
         series = 2 * (series - low) / np.where(high > low, high - low, 1) - 1
-    elif options["normalize"] is not False:
-        raise DataError(f"The 'data.normalize' option must be true or false. "
-                        f"Got {options['normalize']!r}.")
-    horizon = _int(options, "forecast", 1)
+    horizon = options["forecast"]
     if horizon >= len(series) // 2:
         raise DataError(f"The 'data.forecast' option ({horizon}) must be below half the "
                         f"series' {len(series)} steps.")
@@ -144,10 +156,9 @@ def _forecasting(series: np.ndarray, options: dict[str, Any]) -> Task:
 def _generated(dataset: str, options: dict[str, Any]) -> Task:
     import reservoirpy.datasets as rpy
 
-    steps = _int(options, "steps", 20)
+    steps = options["steps"]
     if dataset == "mackey_glass":
-        _int(options, "tau", 1)
-        series = rpy.mackey_glass(steps, tau=options["tau"], seed=_int(options, "seed", 0))
+        series = rpy.mackey_glass(steps, tau=options["tau"], seed=options["seed"])
         return _forecasting(_as_series(series, dataset), options)
     name = dataset.split(":", 1)[1]
     keywords = {k: v for k, v in options.items() if k not in _FORECAST}
@@ -166,8 +177,8 @@ def _generated(dataset: str, options: dict[str, Any]) -> Task:
 def _narma(options: dict[str, Any]) -> Task:
     from deepreservoir.datasets import narma10
 
-    steps = _int(options, "steps", 50)
-    u, y = narma10(steps, _int(options, "seed", 0), definition=options["definition"])
+    steps = options["steps"]
+    u, y = narma10(steps, options["seed"], definition=options["definition"])
     u, y = _as_series(u, "narma10"), _as_series(y, "narma10")
     split = steps - _test_steps(options, steps)
     return Task("series", u[:split], y[:split], u[split:], y[split:])

@@ -24,21 +24,18 @@ __all__ = ["node_hyperparameters", "split_key", "with_hyperparameters"]
 def split_key(key: str, nodes: Mapping[str, Any], parameter: str) -> tuple[str, str]:
     """``"node.parameter"`` → ``(node, parameter)``, checked against ``nodes``.
 
-    Node names may themselves hold dots, so the longest node name that prefixes
-    the key wins.
 
     Raises
     ------
     ParameterError
         No node of ``nodes`` prefixes ``key``, or nothing follows the node's name.
     """
-    matches = [name for name in nodes if key.startswith(f"{name}.") and len(key) > len(name) + 1]
-    if not matches:
+    node, _, argument = key.partition(".")
+    if node not in nodes or not argument:
         raise ParameterError(
             f"The {parameter} key {key!r} must be 'node.parameter' with a node of the model: "
             f"one of {', '.join(repr(n) for n in nodes)}.")
-    node = max(matches, key=len)
-    return node, key[len(node) + 1:]
+    return node, argument
 
 
 def node_hyperparameters(node) -> list[str]:
@@ -88,7 +85,11 @@ def with_hyperparameters(model, overrides: Mapping[str, Any], *, parameter: str 
     from deepreservoir.errors import ArtifactError
     from deepreservoir.graph import Link
     from deepreservoir.io import _construct, _spec
+    from deepreservoir.model import Model
 
+    if not isinstance(model, Model):
+        raise ParameterError(f"with_hyperparameters needs a Model (nodes joined with >>); got "
+                             f"{type(model).__name__}. Wrap a single node as Model([node]).")
     explicit: dict[str, Any] = {}
     spec = _spec(model, explicit)
     entries = {entry["name"]: entry for entry in spec["nodes"]}

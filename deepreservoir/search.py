@@ -38,7 +38,7 @@ import numpy as np
 
 from deepreservoir._processes import FolderLock, remove_stale_temps, write_atomic
 from deepreservoir.cell_engine import check_stamp
-from deepreservoir.errors import DeepReservoirError, ParameterError, TrainingError
+from deepreservoir.errors import ParameterError, TrainingError
 from deepreservoir.experiment_config import ExperimentConfig, Range
 
 __all__ = ["STUDY_NAME", "distributions", "evaluate_point", "run_search", "trials_dataset"]
@@ -72,7 +72,7 @@ def evaluate_point(config: ExperimentConfig, params: dict[str, Any], threads: in
     dict
         ``{"mean": {metric: mean over seeds}, "per_seed": [metrics, ...]}``; a
         trial that raises returns ``{"error": "Type: message"}`` instead, so one
-        bad point does not stop the search.
+        bad point does not stop the search (any exception: a factory is user code).
     """
     import torch
 
@@ -81,7 +81,7 @@ def evaluate_point(config: ExperimentConfig, params: dict[str, Any], threads: in
     torch.set_num_threads(threads)
     try:
         per_seed = [run_trial(config, params, seed) for seed in config.seeds]
-    except DeepReservoirError as error:
+    except Exception as error:  # a user's factory may raise anything; the search goes on
         return {"error": f"{type(error).__name__}: {error}"}
     keys = per_seed[0].keys()
     mean = {k: float(np.mean([m[k] for m in per_seed])) for k in keys}
@@ -298,11 +298,14 @@ def trials_dataset(study, config: ExperimentConfig):
         "state": ("trial", np.asarray([t.state.name for t in every], dtype=object)),
     }
     for name, span in config.space.items():
-        values = [t.params.get(name, np.nan) for t in every]
         numeric = span.choices is None or all(
             isinstance(c, (int, float)) and not isinstance(c, bool) for c in span.choices)
-        data[f"param_{name}"] = ("trial", np.asarray(values, dtype=np.float64 if numeric
-                                                     else object))
+        if numeric:
+            values = np.asarray([t.params.get(name, np.nan) for t in every], dtype=np.float64)
+        else:  # strings, true/false, or mixed: their TOML spelling (netCDF holds strings)
+            values = np.asarray([_spelling(t.params[name]) if name in t.params else ""
+                                 for t in every], dtype=object)
+        data[f"param_{name}"] = ("trial", values)
     metric_names = sorted({k for t in every for k in t.user_attrs.get("metrics", {})})
     for name in metric_names:
         data[f"mean_{name}"] = ("trial", np.asarray(
@@ -316,9 +319,18 @@ def trials_dataset(study, config: ExperimentConfig):
     return xr.Dataset(data, coords={"trial": numbers}, attrs=attrs)
 
 
+def _spelling(value: Any) -> str:
+    """A choice as the TOML file writes it: strings as they are, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _best(study, config: ExperimentConfig, folder: Path, save: bool) -> dict[str, Any]:
     import deepreservoir as dr
     from deepreservoir.experiment import train_trial
+    from deepreservoir.experiment_data import data_kind
+
+    def task_kind(config):
+        return data_kind(config.dataset, config.data)
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
     if not complete:
@@ -335,6 +347,10 @@ def _best(study, config: ExperimentConfig, folder: Path, save: bool) -> dict[str
         dr.save(model, target, overwrite=True)
         best["artifact"] = str(target)
         best["artifact_metrics"] = metrics
+        if task_kind(config) == "series":
+            best["artifact_note"] = ("artifact_metrics score the saved model on the test series "
+                                     "run after the training series (an ESN's state carries "
+                                     "over): run x_train, then x_test")
     write_atomic(folder / "best.json",
                  lambda tmp: tmp.write_text(json.dumps(best, indent=1, default=float)))
     return best
