@@ -58,8 +58,8 @@ from deepreservoir.nodes import (
 )
 from deepreservoir.nodes.reservoir import TinyLeakWarning
 
-_LAZY_SUBMODULES = ("analysis", "datasets", "families", "functional", "io", "kinds", "lora",
-                    "seeding", "spectral", "threads", "training")
+_LAZY_SUBMODULES = ("analysis", "datasets", "distributed", "families", "functional", "io",
+                    "kinds", "lora", "seeding", "spectral", "threads", "training")
 
 __all__ = [
     "ES2N",
@@ -101,6 +101,7 @@ __all__ = [
     "adapt_parameter_groups",
     "analysis",
     "datasets",
+    "distributed",
     "families",
     "finite_check",
     "float32",

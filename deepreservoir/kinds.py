@@ -134,6 +134,36 @@ class ClosedForm(ABC):
         """Mean squared training error from the statistics alone, if the node can tell."""
         return None
 
+    def all_reduce_statistics(self, statistics: SufficientStatistics,
+                              group: Any = None) -> SufficientStatistics:
+        """The statistics of every process's data, from this process's share.
+
+        The generic way: every process's statistics are gathered
+        (``torch.distributed.all_gather_object``) and added with :meth:`combine` in
+        rank order, so every process gets the same result. A node whose sums add
+        elementwise overrides this with tensor all-reduces (``Ridge`` does).
+        Call it on every process of ``group`` (a collective).
+
+        Parameters
+        ----------
+        statistics : SufficientStatistics
+            This process's statistics (empty when it saw no rows).
+        group : torch.distributed.ProcessGroup, optional
+            The default group when ``None``.
+
+        Returns
+        -------
+        SufficientStatistics
+        """
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * dist.get_world_size(group)
+        dist.all_gather_object(gathered, statistics, group=group)
+        total = SufficientStatistics()
+        for part in gathered:
+            total = self.combine(total, part)
+        return total
+
 
 class Online(ABC):
     """A node that learns step by step while the model runs.

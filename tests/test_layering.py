@@ -43,7 +43,11 @@ LAYERS: dict[str, int] = {
     # 6: entry points
     "deepreservoir": 6, "deepreservoir.__main__": 6, "deepreservoir.cli": 6,
     "deepreservoir.cli_report": 6, "deepreservoir.demo": 6, "deepreservoir.studies": 6,
-    "deepreservoir.sweep": 6, "deepreservoir.sweep_config": 6,
+    "deepreservoir.sweep": 6, "deepreservoir.sweep_config": 6, "deepreservoir.cluster": 6,
+    "deepreservoir.cell_engine": 6, "deepreservoir.hyperparameters": 6,
+    "deepreservoir.experiment": 6, "deepreservoir.experiment_config": 6,
+    "deepreservoir.experiment_data": 6, "deepreservoir.experiment_sweep": 6,
+    "deepreservoir.search": 6, "deepreservoir.distributed": 6,
 }
 
 #: Imports allowed between different groups of one layer (group = the entry of LAYERS).

@@ -184,6 +184,63 @@ class Ridge(Node, ClosedForm):
         sums.update(x_shift=first.sums["x_shift"], y_shift=first.sums["y_shift"])
         return SufficientStatistics(sums, first.count + second.count)
 
+    #: The sums :meth:`all_reduce_statistics` adds elementwise across processes, in order.
+    _SUMMED = ("xtx", "xty", "x_sum", "y_sum", "yty")
+
+    def all_reduce_statistics(self, statistics: SufficientStatistics,
+                              group: Any = None) -> SufficientStatistics:
+        """The statistics of every process's rows, by two tensor all-reduces.
+
+        A plain sum of the processes' sums would be wrong: each is taken around its
+        own shift. So first ``[n, n·x_shift, n·y_shift]`` (``1 + F + O`` numbers) is
+        summed to get the common shift ``K = Σ n_p K_p / Σ n_p`` (a weighted mean of
+        the shifts, near the data's mean, so the sums stay well conditioned); each
+        process moves its sums onto ``K`` (:meth:`recentred`, exact) and the moved
+        ``XᵀX`` (F, F), ``XᵀY`` (F, O), ``Σx`` (F), ``Σy`` (O) and ``Σ‖y‖²`` are
+        summed as one flat float64 buffer. Every process gets the same result.
+        A collective: call it on every process of ``group``.
+
+        Parameters
+        ----------
+        statistics : SufficientStatistics
+            This process's statistics (empty when it saw no rows).
+        group : torch.distributed.ProcessGroup, optional
+            The default group when ``None``.
+
+        Returns
+        -------
+        SufficientStatistics
+        """
+        import torch.distributed as dist
+
+        self._require_built()
+        features, outputs = int(self.input_dim), int(self.output_dim)
+        sums = statistics.sums
+        device = sums["xtx"].device if sums else self.Wout_.device
+        zeros = {"xtx": (features, features), "xty": (features, outputs), "x_sum": (features,),
+                 "y_sum": (outputs,), "yty": (), "x_shift": (features,), "y_shift": (outputs,)}
+        zeros = {k: torch.zeros(shape, dtype=torch.float64, device=device)
+                 for k, shape in zeros.items()}
+        sums = {**zeros, **sums}
+        n = statistics.count
+        head = torch.cat([torch.tensor([float(n)], dtype=torch.float64, device=device),
+                          n * sums["x_shift"], n * sums["y_shift"]])
+        dist.all_reduce(head, group=group)
+        total = float(head[0])
+        if total == 0:
+            return SufficientStatistics(zeros, 0)
+        x_shift, y_shift = head[1:1 + features] / total, head[1 + features:] / total
+        moved = self.recentred(SufficientStatistics(sums, n), x_shift, y_shift).sums
+        flat = torch.cat([moved[k].reshape(-1) for k in self._SUMMED])
+        dist.all_reduce(flat, group=group)
+        reduced, start = {}, 0
+        for key in self._SUMMED:
+            size = moved[key].numel()
+            reduced[key] = flat[start:start + size].reshape(moved[key].shape)
+            start += size
+        reduced.update(x_shift=x_shift, y_shift=y_shift)
+        return SufficientStatistics(reduced, round(total))
+
     def solve(self, statistics: SufficientStatistics) -> None:
         """Set ``Wout_`` and ``bias_`` from the statistics of all the training rows."""
         if statistics.count == 0:

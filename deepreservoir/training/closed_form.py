@@ -9,11 +9,18 @@ its targets (teacher forcing), on feedback and forward edges alike.
 
 Per-sequence targets ``(B, O)`` fit the node on each series' last valid step;
 they need a node whose output feeds nothing else (there is nothing to force).
+
+**Across processes.** ``parallel`` (given by :func:`deepreservoir.distributed.fit`)
+keeps this process's share of the series (``parallel.shard(model, reference)``:
+the indices along B, or ``None`` for all) and all-reduces each node's statistics
+before the solve (``parallel.reduce_statistics(node, statistics)``), so every
+process solves the same readout from the statistics of all the series.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -88,8 +95,15 @@ def _check_targets(model, name: str, targets: Targets, warmup: int, reference) -
 
 
 def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = True,
-                    chunk_size: int | None = None, verbose: int = 0) -> dict[str, dict]:
+                    chunk_size: int | None = None, verbose: int = 0,
+                    parallel: Any = None) -> dict[str, dict]:
     """Fit every closed-form node of ``model``; see the module docstring.
+
+    Parameters
+    ----------
+    parallel : object with ``shard`` and ``reduce_statistics``, optional
+        The data-parallel hooks of :mod:`deepreservoir.distributed` (see the module
+        docstring); ``None`` in one process.
 
     Returns
     -------
@@ -106,6 +120,10 @@ def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = Tru
     dtype, device = model_dtype_device(model)
     for name, target in targets.items():
         _check_targets(model, name, target, warmup, reference)
+    if parallel is not None:
+        index = parallel.shard(model, reference)
+        if index is not None:
+            batches, targets, reference = _series(batches, targets, index)
     require_fitted(model, exclude=set(trained))
     state = kept_state(model, reference.batch_size, reset)
     steps = reference.steps
@@ -147,6 +165,8 @@ def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = Tru
     summary = {}
     for name in trained:
         node = model.nodes[name]
+        if parallel is not None:
+            statistics[name] = parallel.reduce_statistics(node, statistics[name])
         if statistics[name].count == 0:
             raise NotFittedError(
                 f"{type(node).__name__} '{name}' cannot be fitted: it received no training "
@@ -157,6 +177,20 @@ def fit_closed_form(model, X: Any, Y: Any, *, warmup: int = 0, reset: bool = Tru
                          "train_mse": node.training_loss(statistics[name])}
     model._state = state
     return summary
+
+
+def _series(batches: dict, targets: dict, index: torch.Tensor):
+    """The inputs, targets and reference batch of the series at ``index`` (along B)."""
+    def pick(batch):
+        lengths = None if batch.lengths is None else batch.lengths[index.to(batch.lengths.device)]
+        return replace(batch, values=batch.values[index.to(batch.values.device)],
+                       lengths=lengths)
+
+    batches = {name: pick(batch) for name, batch in batches.items()}
+    targets = {name: replace(t, values=t.values[index.to(t.values.device)],
+                             mask=t.mask[index.to(t.mask.device)])
+               for name, t in targets.items()}
+    return batches, targets, next(iter(batches.values()))
 
 
 def _check_statistics(node, statistics: SufficientStatistics) -> None:

@@ -110,7 +110,7 @@ def training_path(model) -> tuple[str, str]:
         "and no unsupervised node (e.g. IPReservoir).")
 
 
-def fit_model(model, X: Any, Y: Any = None, **options: Any):
+def fit_model(model, X: Any, Y: Any = None, *, parallel: Any = None, **options: Any):
     """Train ``model`` on ``X`` and ``Y`` along its path; the record goes to ``model.history_``.
 
     Parameters
@@ -155,6 +155,11 @@ def fit_model(model, X: Any, Y: Any = None, **options: Any):
         Clip the global gradient norm.
     sampler : torch DataLoader or iterable of (x, y), optional
         Batches to train on instead of shuffling ``X``.
+    parallel : object, optional
+        Not a ``fit`` keyword: the data-parallel hooks that
+        :func:`deepreservoir.distributed.fit` passes (``trainer(model, config,
+        callbacks)`` for the gradient path, ``shard`` and ``reduce_statistics`` for
+        the closed form, see :mod:`deepreservoir.training.closed_form`).
 
     Returns
     -------
@@ -200,10 +205,10 @@ def fit_model(model, X: Any, Y: Any = None, **options: Any):
     if path == "closed_form":
         summary = fit_closed_form(model, X, Y, warmup=int(options["warmup"]),
                                   reset=options["reset"], chunk_size=options["chunk_size"],
-                                  verbose=options["verbose"])
+                                  verbose=options["verbose"], parallel=parallel)
         model.history_ = closed_form_history({**adapted, **summary}, options)
         return model
-    return _fit_by_gradient(model, X, Y, path, options)
+    return _fit_by_gradient(model, X, Y, path, options, parallel)
 
 
 def _callbacks(options: dict[str, Any]) -> list:
@@ -259,7 +264,7 @@ def _check_output(node, name: str, data: Samples, what: str) -> None:
             f"(..., {out_dim}).")
 
 
-def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any]):
+def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any], parallel=None):
     config = GradientConfig.from_options(options)
     callbacks = _callbacks(options)  # checks the checkpoint folder before any work
     if options["seed_labels"] is not None and options["sampler"] is not None:
@@ -323,10 +328,12 @@ def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any]):
             f"A model with closed-form nodes {closed} and gradient-trained nodes trains only "
             f"when the closed-form node is the single output ('{out_name}') and loss='mse'. "
             f"Got loss={config.loss!r}.")
-    fit_options = {"warmup": config.warmup, "reset": True, "chunk_size": options["chunk_size"]}
+    fit_options = {"warmup": config.warmup, "reset": True, "chunk_size": options["chunk_size"],
+                   "parallel": parallel}
     if closed:
         _solve(model, X, Y, fit_options)
-    trainer = Trainer(model, config, callbacks)
+    trainer = (Trainer(model, config, callbacks) if parallel is None
+               else parallel.trainer(model, config, callbacks))
     rows = trainer.fit(data if sampler is None else None, sampler=sampler,
                        validation=validation)
     summary = _solve(model, X, Y, fit_options) if closed else None

@@ -151,6 +151,10 @@ class Trainer:
     def train_step(self, batch: Samples) -> Tensor:
         """One optimisation step on a batch; returns the detached loss.
 
+        The step is :meth:`forward_loss`, ``backward``, :meth:`reduce_gradients`
+        (nothing in one process; the all-reduce of a data-parallel trainer), the
+        gradient clip and the optimizer step.
+
         Raises
         ------
         TrainingError
@@ -161,26 +165,61 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config.schedule, self.config.lr, self.step,
                                         self.total_steps)
-        out, failure = _forward(self.model, batch.x)
-        if failure is not None:
-            self.fail(f"The forward pass became non-finite at epoch {self.epoch + 1} (of "
-                       f"{self.config.epochs}), batch {self.batch_index + 1} (of "
-                       f"{self.batches_per_epoch}): {failure}")
-        prediction, target = batch.select(out, self.config.warmup)
-        value = self.loss_fn(prediction, target)
-        if not bool(torch.isfinite(value.detach())):
-            self._diverged(float(value.detach()))
         self.optimizer.zero_grad(set_to_none=True)
-        value.backward()
+        value, failure = self.forward_loss(batch)
+        if failure is None:
+            value.backward()
+        failure = self.reduce_gradients(batch, failure)
+        if failure is not None:
+            self.fail(failure)
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         self.optimizer.step()
         return value.detach()
 
-    def _diverged(self, value: float) -> None:
-        self.fail(f"The loss became {value} at epoch {self.epoch + 1} (of "
-                   f"{self.config.epochs}), batch {self.batch_index + 1} (of "
-                   f"{self.batches_per_epoch})")
+    def forward_loss(self, batch: Samples) -> tuple[Tensor | None, str | None]:
+        """The batch's loss (a 0-d tensor with its graph), or ``(value, why)`` when the
+        forward pass or the loss is not finite (``value`` may then be ``None``)."""
+        out, failure = _forward(self.model, batch.x)
+        if failure is not None:
+            return None, (f"The forward pass became non-finite at epoch {self.epoch + 1} (of "
+                          f"{self.config.epochs}), batch {self.batch_index + 1} (of "
+                          f"{self.batches_per_epoch}): {failure}")
+        prediction, target = batch.select(out, self.config.warmup)
+        value = self.loss_fn(prediction, target)
+        if not bool(torch.isfinite(value.detach())):
+            return value, (f"The loss became {float(value.detach())} at epoch "
+                           f"{self.epoch + 1} (of {self.config.epochs}), batch "
+                           f"{self.batch_index + 1} (of {self.batches_per_epoch})")
+        return value, None
+
+    def reduce_gradients(self, batch: Samples, failure: str | None) -> str | None:
+        """Between ``backward`` and the clip: combine gradients across processes.
+
+        Nothing happens in one process. A data-parallel trainer
+        (:class:`deepreservoir.distributed.DataParallelTrainer`) all-reduces the
+        trainable gradients here; a process whose ``failure`` is set still joins.
+
+        Parameters
+        ----------
+        batch : Samples
+        failure : str or None
+            Why this process's forward pass or loss is not finite, or ``None``.
+
+        Returns
+        -------
+        str or None
+            Why the step must fail (then :meth:`fail` is called), or ``None``.
+        """
+        return failure
+
+    def loss_share(self, batch: Samples) -> float:
+        """Samples the batch's mean loss stands for in the epoch's loss: ``len(batch)``."""
+        return len(batch)
+
+    def epoch_loss(self, running: float, count: float) -> float:
+        """The epoch's loss from the sums of ``loss * share`` and of the shares."""
+        return running / max(count, 1)
 
     def fail(self, what: str) -> None:
         """Restore the last good state and raise a :class:`TrainingError`.
@@ -310,7 +349,11 @@ class Trainer:
         return self.score(*self.predict_rows(data))
 
     # ------------------------------------------------------------------ loop
-    def _sampler(self, data: Samples | None, sampler):
+    def make_sampler(self, data: Samples | None, sampler):
+        """The epoch's batches: ``sampler``, a callback's, or seeded shuffling of ``data``.
+
+        A data-parallel trainer wraps the result to take its process's share.
+        """
         if sampler is not None:
             return sampler
         for callback in self.callbacks:
@@ -337,7 +380,7 @@ class Trainer:
             A loss, a validation metric, a parameter or the probe outputs became
             NaN or Inf; the model is back in its last good state.
         """
-        sampler = self._sampler(data, sampler)
+        sampler = self.make_sampler(data, sampler)
         self._probe = None if data is None or len(data) == 0 else data.subset(
             torch.arange(min(PROBE_SAMPLES, len(data))))
         self.batches_per_epoch = len(sampler)
@@ -380,13 +423,14 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_batch_begin(self, batch)
             loss = self.train_step(batch)
-            running += float(loss) * len(batch)
-            count += len(batch)
+            share = self.loss_share(batch)
+            running += float(loss) * share
+            count += share
             for callback in self.callbacks:
                 callback.on_batch_end(self, batch, loss)
         for callback in self.callbacks:
             callback.on_batches_end(self, epoch)
-        logs = {"loss": running / max(count, 1),
+        logs = {"loss": self.epoch_loss(running, count),
                 "lr": learning_rate(self.config.schedule, self.config.lr,
                                     (epoch + 1) * self.batches_per_epoch, self.total_steps)}
         if validation is not None:
