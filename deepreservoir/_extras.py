@@ -13,7 +13,8 @@ import importlib.util
 
 from deepreservoir.errors import DeepReservoirError
 
-__all__ = ["DEMO_MODULES", "DISTRIBUTED_MODULES", "MissingDependencyError", "missing_modules", "require_extra"]
+__all__ = ["DEMO_MODULES", "DISTRIBUTED_MODULES", "MissingDependencyError", "missing_modules",
+           "require_extra"]
 
 #: Import name → distribution name of the ``demo`` extra.
 DEMO_MODULES = {"matplotlib": "matplotlib", "mnist1d": "mnist1d", "netCDF4": "netCDF4",

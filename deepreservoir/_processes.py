@@ -1,16 +1,12 @@
 """Process hygiene: workers that die with their parent, one owner per folder, temp files.
 
-Tools for code that runs local worker processes and writes into a folder
-(used by :func:`deepreservoir.sweep.run_sweep`):
+Tools for code that runs worker processes and writes into a folder (used by
+:func:`deepreservoir.sweep.run_sweep` and :mod:`deepreservoir.cluster`):
 
-* :func:`run_in_workers` runs jobs in spawned processes that die when the
-  process that started them dies, even by SIGKILL: a started worker binds
-  itself to its parent (:func:`die_with_parent`: on Linux the kernel kills it,
-  ``PR_SET_PDEATHSIG``; everywhere a daemon thread polls ``os.getppid()``),
-  and a guardian process kills the workers still starting (importing torch
-  takes seconds). Once the workers are gone the multiprocessing resource
-  tracker reads end-of-file on its pipe (the workers held its write end) and
-  exits.
+* :func:`die_with_parent` makes a worker process exit when its parent dies,
+  even by SIGKILL (on Linux the kernel kills it, ``PR_SET_PDEATHSIG``;
+  everywhere a daemon thread polls ``os.getppid()``). The local Dask workers
+  of :class:`deepreservoir.cluster.DaskPool` call it at start-up.
 * :class:`FolderLock` is a lock file created with ``O_CREAT | O_EXCL`` that
   holds its owner's pid, host and process start time. A lock whose process is
   gone (on this host) is stale and is taken over.
@@ -21,25 +17,21 @@ Tools for code that runs local worker processes and writes into a folder
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import json
-import multiprocessing
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from deepreservoir.errors import ParameterError
 
-__all__ = ["WORKER_INIT", "FolderLock", "die_with_parent", "pid_alive", "remove_stale_temps",
-           "run_in_workers", "temp_path", "write_atomic"]
+__all__ = ["FolderLock", "die_with_parent", "pid_alive", "remove_stale_temps", "temp_path",
+           "write_atomic"]
 
 _SEP = "~"  # separates the target's name, the writer's host and pid in a temp name
 
@@ -81,11 +73,9 @@ def pid_alive(pid: int, start: str | None = None) -> bool:
 
 
 # ------------------------------------------------------------ parent death
-# Run with exec(): a worker's initializer is the builtin exec, whose unpickling imports
-# nothing, so a worker binds itself to its parent without waiting for deepreservoir and torch
-# to import (seconds), unless the parent's __main__ imports them (the CLI's does: the guardian
-# below covers that start-up). PDEATHSIG follows the thread that spawned the worker: the
-# pool's submitting thread, alive while the pool is. Globals: parent_pid, poll.
+# Code run with exec() (it imports nothing of deepreservoir, so it can also serve as a bare
+# initializer). PDEATHSIG follows the thread that spawned the process, not the whole parent:
+# that thread must live as long as the worker. Globals: parent_pid, poll.
 _DIE_WITH_PARENT = """
 import os, signal, sys, threading, time
 if sys.platform.startswith("linux"):
@@ -104,10 +94,6 @@ def _watch_parent():
 threading.Thread(target=_watch_parent, daemon=True, name="deepreservoir-parent-watchdog").start()
 """
 
-#: The workers' initializer code: die with the parent; Ctrl-C is the parent's to handle
-#: (SIGINT ignored last: a worker that ignores SIGINT is bound to its parent).
-WORKER_INIT = _DIE_WITH_PARENT + "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-
 
 def die_with_parent(parent_pid: int, *, poll: float = 1.0) -> None:
     """Make this process exit when process ``parent_pid`` (its parent) dies.
@@ -118,141 +104,6 @@ def die_with_parent(parent_pid: int, *, poll: float = 1.0) -> None:
     process exit at once.
     """
     exec(_DIE_WITH_PARENT, {"parent_pid": parent_pid, "poll": poll})
-
-
-def _deaths(processes: Iterable[Any]) -> str:
-    """How the dead workers ended, e.g. ``worker pid 12 was killed by SIGKILL``."""
-    found = []
-    for process in processes:
-        code = process.exitcode
-        if code is None or code == 0:
-            continue
-        try:
-            how = f"was killed by {signal.Signals(-code).name}" if code < 0 \
-                else f"exited with status {code}"
-        except ValueError:
-            how = f"was killed by signal {-code}"
-        found.append((code == -signal.SIGTERM, f"worker pid {process.pid} {how}"))
-    found.sort()  # the pool terminates the others with SIGTERM: name the first cause first
-    return "; ".join(text for _, text in found)
-
-
-# A guardian: a bare Python (-I -S, no imports) that reads "PID START" lines on its stdin; at
-# end of file without a "done" line first (the parent died, even by SIGKILL) it SIGKILLs
-# those pids still running since START. It covers what the initializer cannot: a worker
-# whose parent dies while the worker still imports its modules.
-_GUARDIAN = """
-import os, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-pids = [line.split() for line in sys.stdin]
-if ["done"] not in pids:
-    for pid, start in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                now = stat.read().rsplit(")", 1)[1].split()[19]
-        except (OSError, IndexError):
-            now = start
-        if now == start:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-"""
-
-
-class _Guardian:
-    """Kills the registered workers when this process dies (see ``_GUARDIAN``)."""
-
-    def __init__(self):
-        self._pids: set[int] = set()
-        self._process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _GUARDIAN], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-
-    def watch(self, pids: Iterable[int]) -> None:
-        """Register the workers not yet registered."""
-        with contextlib.suppress(OSError):
-            for pid in set(pids) - self._pids:
-                stat = _proc_stat(pid)
-                self._process.stdin.write(f"{pid} {stat[1] if stat else '-'}\n")
-                self._pids.add(pid)
-            self._process.stdin.flush()
-
-    def close(self, *, kill: bool) -> None:
-        """Let the guardian go (``kill``: SIGKILL the workers still running first)."""
-        with contextlib.suppress(OSError):
-            if not kill:
-                self._process.stdin.write("done\n")
-            self._process.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._process.wait(timeout=10)
-
-
-def run_in_workers(function: Callable[..., Any], jobs: Iterable[tuple], *, workers: int,
-                   on_result: Callable[[tuple, Any], None]) -> None:
-    """Run ``function(*job)`` for every job in ``workers`` spawned processes.
-
-    The workers die with this process, even when it is killed by SIGKILL: each
-    binds itself to it in its initializer (:func:`die_with_parent`), and on
-    POSIX a guardian process kills those still starting. On any exception,
-    Ctrl-C and ``on_result``'s own included, the queued jobs are dropped and the
-    workers killed.
-
-    Parameters
-    ----------
-    function : callable
-        A module-level function (it is pickled by name).
-    jobs : iterable of tuple
-        The arguments of each call.
-    workers : int
-        Processes.
-    on_result : callable
-        Called as ``on_result(job, result)`` in this process as jobs finish.
-
-    Raises
-    ------
-    concurrent.futures.process.BrokenProcessPool
-        A worker died (killed, out of memory); the message names its pid and signal.
-    """
-    context = multiprocessing.get_context("spawn")
-    guardian = _Guardian() if os.name == "posix" else None
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exec,
-                                  initargs=(WORKER_INIT, {"parent_pid": os.getpid(),
-                                                          "poll": 1.0}))
-    processes: dict[int, Any] = {}
-
-    def watch() -> None:  # workers start as jobs are submitted; shutdown() forgets them
-        processes.update(getattr(pool, "_processes", None) or {})
-        if guardian is not None:
-            guardian.watch(processes)
-
-    try:
-        futures = {}
-        for job in jobs:
-            futures[pool.submit(function, *job)] = job
-            watch()
-        for future in cf.as_completed(futures):
-            try:
-                result = future.result()
-            except cf.process.BrokenProcessPool as error:
-                for process in processes.values():
-                    process.join(timeout=5)
-                raise cf.process.BrokenProcessPool(_deaths(processes.values())
-                                                   or str(error)) from None
-            on_result(futures[future], result)
-            watch()
-    except BaseException:
-        watch()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes.values():
-            with contextlib.suppress(Exception):
-                process.terminate()
-        if guardian is not None:
-            guardian.close(kill=True)
-        raise
-    pool.shutdown(wait=True)
-    if guardian is not None:
-        guardian.close(kill=False)
 
 
 # ------------------------------------------------------------- temp files

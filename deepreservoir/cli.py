@@ -74,17 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every cell of the grid in CONFIG (see examples/sweep.toml) and merge "
                     "them into one netCDF Dataset with dimensions (preset, family, rank, seed). "
                     "Each finished cell is saved at once in OUT.cells/; rerunning the same "
-                    "command after a crash or Ctrl-C skips the finished cells.")
+                    "command after a crash or Ctrl-C skips the finished cells. With --workers "
+                    "N > 1 the cells run on a local Dask cluster, with --scheduler on a running "
+                    "Dask scheduler's workers (the 'distributed' extra; see docs/sweeps.md).")
     sweep.add_argument("config", type=Path, metavar="CONFIG", help="the sweep's TOML file")
     sweep.add_argument("--out", type=Path, default=None,
                        help="merged netCDF file (default: ./NAME.nc in the current folder, "
                             "NAME being CONFIG's name without .toml)")
-    sweep.add_argument("--workers", type=_threads, default=1,
-                       help="local worker processes (default 1)")
-    sweep.add_argument("--threads", type=_threads, default=None,
+    sweep.add_argument("--workers", type=_threads, default=None,
+                       help="worker processes of a local Dask cluster (default 1: no Dask, "
+                            "the cells run in this process); ignored with --scheduler")
+    sweep.add_argument("--threads-per-worker", "--threads", dest="threads", type=_threads,
+                       default=None, metavar="K",
                        help="torch threads per worker (default: $DEEPRESERVOIR_NUM_THREADS, "
                             "else 1)")
-    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                       help="address of a running Dask scheduler whose workers train the "
+                            "cells (OUT must be on a file system they share)")
+    sweep.add_argument("--no-progress", action="store_true",
+                       help="hide the progress bar and the line saying where the cells run")
 
     inspect = commands.add_parser(
         "inspect", help="footprint, spectra, ESP verdicts and β of a saved model",
@@ -164,11 +172,16 @@ def _cmd_sweep(args) -> int:
     from deepreservoir.sweep import load_config, run_sweep, sidecar_folder
     from deepreservoir.threads import get_num_threads
 
+    workers = args.workers or 1
+    if args.scheduler is not None and args.workers is not None:
+        print(f"{PROG} sweep: note: --workers {args.workers} is ignored with --scheduler "
+              f"(the scheduler's workers train the cells)", file=sys.stderr)
+        workers = 1
     config = load_config(args.config)
     out = args.out if args.out is not None else Path(args.config.with_suffix(".nc").name)
     threads = args.threads if args.threads is not None else (get_num_threads() or 1)
-    merged, stats = run_sweep(config, out, workers=args.workers,
-                              threads_per_worker=threads, progress=not args.no_progress)
+    merged, stats = run_sweep(config, out, workers=workers, threads_per_worker=threads,
+                              scheduler=args.scheduler, progress=not args.no_progress)
     print(f"{stats['total']} cells: {stats['done_before']} already done, {stats['trained']} "
           f"trained now. Wrote {out} (cells in {sidecar_folder(Path(out))}/).")
     accuracy = merged["test_accuracy"].mean("seed")

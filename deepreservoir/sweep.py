@@ -6,7 +6,9 @@ classification data set and scores it; the ``demo``, the studies and
 
 :func:`run_sweep` takes a grid read from a TOML file by
 :func:`~deepreservoir.sweep_config.load_config` (see ``examples/sweep.toml`` and
-docs/cli.md; re-exported here), trains every cell in local processes, and persists every
+docs/cli.md; re-exported here), trains every cell here or on Dask
+(:func:`deepreservoir.cluster.run_jobs`: a local cluster or a running
+scheduler, docs/sweeps.md), and persists every
 finished cell at once as a small netCDF file in a sidecar folder
 ``<out>.cells/`` (written under a temporary name and renamed, so a file is
 either complete or absent). A rerun skips the cells already there, so a crash
@@ -16,12 +18,12 @@ into one Dataset with dimensions ``(preset, family, rank, seed)``.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import glob
 import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from deepreservoir._processes import FolderLock, remove_stale_temps, run_in_workers, write_atomic
+from deepreservoir._processes import FolderLock, remove_stale_temps, write_atomic
 from deepreservoir.errors import DataError, ParameterError, TrainingError
 from deepreservoir.sweep_config import (
     DATASETS,
@@ -180,12 +182,16 @@ def _cell_dataset(cell: tuple[str, str, int, int], metrics: dict[str, Any], fing
 _DATA_CACHE: dict[tuple[str, int | None], dict[str, np.ndarray]] = {}
 
 
-def _run_cell(config: SweepConfig, cell: tuple[str, str, int, int], folder: str,
-              threads: int) -> str:
-    """Worker: train one cell and persist it (runs in a spawned process)."""
-    import torch
+def _run_cell(config: SweepConfig, cell: tuple[str, str, int, int], folder: str
+              ) -> str | bytes:
+    """Train one cell and persist it; the job of :func:`run_sweep`'s workers.
 
-    torch.set_num_threads(threads)
+    Module-level (Dask pickles it by name). Where ``folder`` exists (this
+    process, a local cluster, a file system shared with the workers) the cell is
+    written there atomically and its path returned; elsewhere (a remote worker
+    without that folder) the netCDF file's bytes are returned for the client to
+    write.
+    """
     key = (config.dataset, config.num_samples)
     if key not in _DATA_CACHE:
         _DATA_CACHE[key] = load_dataset(config.dataset, num_samples=config.num_samples)
@@ -193,9 +199,15 @@ def _run_cell(config: SweepConfig, cell: tuple[str, str, int, int], folder: str,
     preset, family, rank, seed = cell
     _, metrics = train_classifier(data, preset=preset, rank=rank, family=family, seed=seed,
                                   full=family == "full", config=config.train)
+    dataset = _cell_dataset(cell, metrics, config.fingerprint())
     path = Path(folder) / _cell_name(cell)
-    write_atomic(path, _cell_dataset(cell, metrics, config.fingerprint()).to_netcdf)
-    return str(path)
+    if path.parent.is_dir():
+        write_atomic(path, dataset.to_netcdf)
+        return str(path)
+    with tempfile.TemporaryDirectory(prefix="deepreservoir-cell-") as scratch:
+        scratch_file = Path(scratch) / path.name
+        dataset.to_netcdf(scratch_file)
+        return scratch_file.read_bytes()
 
 
 def merge_cells(config: SweepConfig, folder: Path):
@@ -275,9 +287,12 @@ def sidecar_folder(out: Path) -> Path:
     return out.with_name(out.name + ".cells")
 
 
+_SCHEDULER_PARAMETER = "The 'scheduler' parameter of run_sweep (--scheduler)"
+
+
 def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
-              threads_per_worker: int = 1, progress: bool = True,
-              on_cell: Callable[[tuple], None] | None = None):
+              threads_per_worker: int = 1, scheduler: str | None = None,
+              progress: bool = True, on_cell: Callable[[tuple], None] | None = None):
     """Train every cell not yet finished, then merge all cells into ``out`` (netCDF).
 
     Parameters
@@ -286,11 +301,20 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
     out : path
         The merged Dataset's file; finished cells live in ``<out>.cells/``.
     workers : int
-        Local processes (``spawn``); 1 trains in this process.
+        1 (and no ``scheduler``): train in this process, Dask not needed.
+        More: a local Dask cluster of that many worker processes
+        (:class:`deepreservoir.cluster.DaskPool`). Ignored with ``scheduler``.
     threads_per_worker : int
-        ``torch.set_num_threads`` in each worker.
+        Torch threads of each worker (and of this process with one worker).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``): its workers
+        train the cells. A worker that sees ``<out>.cells/`` (a shared file
+        system) writes its cells there; one that does not sends them back to
+        this process, which writes them.
     progress : bool
-        A tqdm bar over the cells.
+        A tqdm bar over the cells, and a line saying where they run (stderr).
+    on_cell : callable, optional
+        Called with each cell as it finishes (in this process).
 
     Returns
     -------
@@ -300,20 +324,41 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
     Raises
     ------
     ParameterError
-        A bad ``workers`` or ``out``, or another live sweep writes ``<out>.cells/``
+        A bad ``workers``, ``threads_per_worker``, ``scheduler`` (no scheduler
+        answers there) or ``out``, or another live sweep writes ``<out>.cells/``
         (its lock file ``sweep.lock`` names the pid; a lock whose process is gone
         is taken over, with a message on stderr).
+    MissingDependencyError
+        Dask is needed (``workers > 1`` or ``scheduler``) but the ``distributed``
+        extra is not installed.
     TrainingError
-        A worker process died (killed, out of memory); finished cells are kept.
+        A worker died (killed, out of memory) as often as Dask allows; finished
+        cells are kept.
 
     Notes
     -----
-    Workers die with this process, even when it is killed by SIGKILL. At start-up
-    only the temporary files whose writer is gone are removed.
+    The workers of a local cluster die with this process, even when it is killed
+    by SIGKILL. Every cell is written atomically (complete or absent), so a rerun
+    trains only what is missing. At start-up only the temporary files whose
+    writer is gone are removed. A script calling this with ``workers > 1`` must
+    guard its entry point with ``if __name__ == "__main__":`` (spawned processes).
     """
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ParameterError(f"The 'workers' parameter of run_sweep must be an int >= 1. "
-                             f"Got {workers!r}.")
+    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ParameterError(f"The {name!r} parameter of run_sweep must be an int >= 1. "
+                                 f"Got {value!r}.")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ParameterError(f"{_SCHEDULER_PARAMETER} must be the address of a running Dask "
+                             f"scheduler (e.g. tcp://host:8786) or None. Got {scheduler!r}.")
+    if workers > 1 or scheduler is not None:  # before any work: one line naming the extra
+        from deepreservoir._extras import DISTRIBUTED_MODULES, require_extra
+
+        require_extra("a sweep on Dask (--workers > 1 or --scheduler)", "distributed",
+                      DISTRIBUTED_MODULES)
+    if scheduler is not None:  # a wrong address fails fast, before any folder is made
+        from deepreservoir.cluster import check_scheduler
+
+        check_scheduler(scheduler, parameter=_SCHEDULER_PARAMETER)
     out = Path(out)
     if out.suffix != ".nc":
         raise ParameterError(f"The 'out' parameter of run_sweep must end in .nc. Got {str(out)!r}.")
@@ -331,55 +376,62 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
         _check_sidecar(folder, config)
         remove_stale_temps(folder)
         remove_stale_temps(out.parent, f".{glob.escape(out.name)}~*.tmp")
-        return _run_locked(config, out, folder, workers, threads_per_worker, progress, on_cell)
+        where = {"workers": workers, "threads_per_worker": threads_per_worker,
+                 "scheduler": scheduler}
+        return _run_locked(config, out, folder, where, progress, on_cell)
     finally:
         lock.release()
 
 
-def _run_locked(config: SweepConfig, out: Path, folder: Path, workers: int,
-                threads_per_worker: int, progress: bool, on_cell: Callable | None):
+def _run_locked(config: SweepConfig, out: Path, folder: Path, where: dict[str, Any],
+                progress: bool, on_cell: Callable | None):
     """:func:`run_sweep` once the cells' folder is locked."""
     from tqdm.auto import tqdm
+
+    from deepreservoir.cluster import run_jobs
 
     cells = config.cells()
     todo = [c for c in cells if not (folder / _cell_name(c)).is_file()]
     stats = {"done_before": len(cells) - len(todo), "trained": 0, "total": len(cells)}
-    bar = tqdm(total=len(cells), initial=stats["done_before"], desc="sweep cells",
-               disable=not progress, unit="cell")
+    bars = []
 
-    def finished(cell, _=None) -> None:
+    def started(description: str) -> None:  # once the workers are up: then the bar
+        if progress and description != "running in this process":
+            print(f"deepreservoir sweep: {len(todo)} cells {description}", file=sys.stderr)
+        bars.append(tqdm(total=len(cells), initial=stats["done_before"], desc="sweep cells",
+                         disable=not progress, unit="cell"))
+
+    def finished(job: tuple, result: str | bytes) -> None:
+        path = folder / _cell_name(job[1])
+        if isinstance(result, bytes):  # a worker that does not see the folder
+            write_atomic(path, lambda tmp: tmp.write_bytes(result))
+        elif not path.is_file():
+            raise DataError(
+                f"A Dask worker wrote the cell {result!r} into a folder of the same name on its "
+                f"own host, which this host does not see; expected --out on a file system "
+                f"shared by this process and every worker, or a path the workers lack (then "
+                f"the cells come back to this process).")
         stats["trained"] += 1
-        bar.update(1)
+        bars[0].update(1)
         if on_cell is not None:
-            on_cell(cell)
+            on_cell(job[1])
 
+    # On an exception or Ctrl-C the jobs left are cancelled and the local workers stopped;
+    # finished cells are on disk, partial ones temporary files, removed by the next run.
+    jobs = [(config, cell, str(folder.resolve())) for cell in todo]
     try:
-        if workers == 1:
-            import torch
-
-            threads = torch.get_num_threads()
-            try:
-                for cell in todo:
-                    _run_cell(config, cell, str(folder), threads_per_worker)
-                    finished(cell)
-            finally:
-                torch.set_num_threads(threads)
-        else:
-            # Workers die with this process, even by SIGKILL; on an exception or Ctrl-C the
-            # queue is dropped and the cells in flight stopped (finished ones are on disk,
-            # partial ones temporary files, removed by the next run).
-            jobs = [(config, cell, str(folder), threads_per_worker) for cell in todo]
-            try:
-                run_in_workers(_run_cell, jobs, workers=workers,
-                               on_result=lambda job, _: finished(job[1]))
-            except cf.process.BrokenProcessPool as error:
-                raise TrainingError(
-                    f"A sweep worker died unexpectedly ({error}; out of memory?). The "
-                    f"{stats['done_before'] + stats['trained']} finished cells are kept in "
-                    f"{str(folder)!r}; expected the workers to live to the end: rerun the same "
-                    f"command to resume.") from None
+        if todo:
+            run_jobs(_run_cell, jobs, finished, workers=where["workers"],
+                     threads_per_worker=where["threads_per_worker"],
+                     scheduler=where["scheduler"],
+                     label=lambda job: _cell_name(job[1])[:-len(".nc")],
+                     parameter=_SCHEDULER_PARAMETER, on_start=started)
+    except TrainingError as error:
+        raise TrainingError(f"{error} The {stats['done_before'] + stats['trained']} finished "
+                            f"cells are in {str(folder)!r}.") from None
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     merged = merge_cells(config, folder)
     write_atomic(out, merged.to_netcdf)
     return merged, stats

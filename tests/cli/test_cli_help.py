@@ -8,7 +8,8 @@ from deepreservoir.cli import build_parser, main
 
 OPTIONS = {
     "demo": ["--out", "--quick", "--seed", "--threads", "--no-progress"],
-    "sweep": ["CONFIG", "--out", "--workers", "--threads", "--no-progress"],
+    "sweep": ["CONFIG", "--out", "--workers", "--threads-per-worker", "--threads", "--scheduler",
+              "--no-progress"],
     "inspect": ["PATH"],
     "reproduce": ["NAME", "--list", "--quick", "--out", "--seed", "--data", "--recipe",
                   "--studies-dir", "--threads", "--no-progress"],

@@ -1,4 +1,8 @@
-"""``deepreservoir sweep``: the grid, persistence of every cell, resuming, parallel workers."""
+"""``deepreservoir sweep``: the grid, persistence of every cell, resuming.
+
+Sweeps on Dask (``--workers``, ``--scheduler``) are tested in tests/test_dask_sweep.py,
+Ctrl-C and kill -9 of a sweep in tests/reliability/test_process_reliability.py.
+"""
 
 from __future__ import annotations
 
@@ -140,14 +144,6 @@ def test_changed_training_options_are_refused(config_path, tmp_path):
         run_sweep(load_config(other), out, progress=False)
 
 
-@pytest.mark.slow  # spawns 2 processes that import torch
-def test_parallel_workers_match_serial(reference, config_path, tmp_path):
-    merged, stats = run_sweep(load_config(config_path), tmp_path / "grid.nc", workers=2,
-                              progress=False)
-    assert stats["trained"] == 10
-    xr.testing.assert_identical(results(merged), results(reference[0]))
-
-
 def test_command_line(config_path, tmp_path, capsys):
     out = tmp_path / "cli.nc"
     assert main(["sweep", str(config_path), "--out", str(out), "--no-progress"]) == 0
@@ -175,41 +171,3 @@ def test_example_config_is_valid():
     config = load_config(example)
     assert len(config.cells()) == (len(config.presets) * len(config.families)
                                    * len(config.ranks) + len(config.presets)) * len(config.seeds)
-
-
-@pytest.mark.slow  # real processes: a parent and 2 spawned workers, interrupted by SIGINT
-def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    config = tmp_path / "grid.toml"
-    # ~seconds per cell, so that SIGINT lands while cells are still left on a quiet machine
-    config.write_text(CONFIG.replace("epochs = 1", "epochs = 300"))
-    out = tmp_path / "grid.nc"
-    command = [sys.executable, "-m", "deepreservoir.cli", "sweep", str(config), "--out",
-               str(out), "--workers", "2", "--no-progress"]
-    # A shell that starts pytest in the background makes SIGINT ignored, and children
-    # inherit that: give the sweep the default disposition a terminal's Ctrl-C meets.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    cells = sidecar_folder(out)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and not list(cells.glob("*.nc")):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    kept = len(list(cells.glob("*.nc")))
-    assert process.returncode == 130, err
-    assert err.strip() == "deepreservoir sweep: interrupted"
-    assert 1 <= kept < 10
-    assert not out.exists()
-
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr
-    assert f"10 cells: {kept} already done, {10 - kept} trained now" in done.stdout
-    with xr.open_dataset(out) as merged:
-        assert merged.attrs["cells_done"] == 10

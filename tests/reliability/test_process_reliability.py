@@ -1,8 +1,9 @@
-"""Nothing silent: sweep processes die with their parent; one sweep per output folder.
+"""Nothing silent: a sweep's Dask workers die with it; one sweep per output folder.
 
-The kill tests run a real ``deepreservoir sweep`` in its own session (process
-group = its pid) and read /proc: a worker counts as started once its
-initializer has run, which ignores SIGINT as its last step.
+The kill tests run a real ``deepreservoir sweep --workers 2`` (a local Dask
+cluster) in its own session (session id = process group = its pid) and read
+/proc: every process the sweep started is in that session. A worker counts as
+started once deepreservoir's preload has run in it (torch loaded, SIGINT ignored).
 """
 
 from __future__ import annotations
@@ -40,6 +41,22 @@ epochs = 1
 batch_size = 64
 """
 
+# ~1 s per cell on one core: 6 cells
+SHORT_CELLS = """
+[sweep]
+dataset = "digits"
+num_samples = 150
+ranks = [1, 2]
+seeds = [0, 1]
+families = ["normal"]
+presets = ["tiny"]
+full = true
+
+[train]
+epochs = 40
+batch_size = 64
+"""
+
 # long cells: the sweep is killed long before it ends
 LONG_GRID = """
 [sweep]
@@ -58,19 +75,23 @@ batch_size = 64
 
 
 def _stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/PID/stat (state, ppid, pgrp, ...)."""
+    """Fields 3.. of /proc/PID/stat (state, ppid, pgrp, session, ...)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
 
 
-def _group(pgid: int) -> dict[int, str]:
-    """Living (not zombie) processes of process group ``pgid``: pid → command line."""
+def _session(sid: int) -> dict[int, str]:
+    """Living (not zombie) processes of session ``sid``: pid → command line.
+
+    The sweep runs in a session of its own: everything it starts (Dask's worker
+    processes, the multiprocessing resource tracker) is in it.
+    """
     found = {}
     for entry in os.listdir("/proc"):
         stat = _stat(int(entry)) if entry.isdigit() else None
-        if stat is not None and int(stat[2]) == pgid and stat[0] not in ("Z", "X"):
+        if stat is not None and int(stat[3]) == sid and stat[0] not in ("Z", "X"):
             try:
                 found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(
                     b"\0", b" ").decode(errors="replace")[:120]
@@ -79,47 +100,54 @@ def _group(pgid: int) -> dict[int, str]:
     return found
 
 
-def _ignores_sigint(pid: int) -> bool:
+def _workers(sweep: subprocess.Popen) -> list[int]:
+    """The sweep's Dask worker processes (spawned children of the sweep)."""
+    return [pid for pid, command in _session(sweep.pid).items()
+            if "spawn_main" in command and (_stat(pid) or ["", ""])[1] == str(sweep.pid)]
+
+
+def _training(pid: int) -> bool:
+    """Whether worker ``pid`` is set up: torch loaded and SIGINT ignored (deepreservoir's
+    Dask preload does both, after the worker's own start-up)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
+        maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return False
     mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn"))
-    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+    return "libtorch" in maps and bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
 
 
-def _start_sweep(config: Path, out: Path, workers: int) -> subprocess.Popen:
+def _start_sweep(config: Path, out: Path, workers: int, **popen) -> subprocess.Popen:
     command = [sys.executable, "-m", "deepreservoir.cli", "sweep", str(config), "--out",
                str(out), "--workers", str(workers), "--no-progress"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, **popen)
 
 
-def _wait_for_started_workers(sweep: subprocess.Popen, count: int, timeout: float = 300
-                              ) -> list[int]:
+def _wait_for_workers(sweep: subprocess.Popen, count: int, *, started: bool,
+                      timeout: float = 60) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert sweep.poll() is None, sweep.stderr.read()
-        workers = [pid for pid, command in _group(sweep.pid).items()
-                   if "spawn_main" in command and _stat(pid)[1] == str(sweep.pid)
-                   and _ignores_sigint(pid)]
-        if len(workers) == count:
+        workers = [pid for pid in _workers(sweep) if not started or _training(pid)]
+        if len(workers) >= count:
             return workers
-        time.sleep(0.2)
+        time.sleep(0.05)
     pytest.fail(f"{count} sweep workers did not start within {timeout} s")
 
 
-def _wait_until_gone(pgid: int, timeout: float) -> dict[int, str]:
+def _wait_until_gone(sid: int, timeout: float) -> dict[int, str]:
     deadline = time.monotonic() + timeout
-    while (left := _group(pgid)) and time.monotonic() < deadline:
+    while (left := _session(sid)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
 
 
-def _kill_group(pgid: int) -> None:
+def _kill_session(sid: int) -> None:
     """Clean-up after a failure: SIGKILL what is left of the sweep we started."""
-    for pid in _group(pgid):
+    for pid in _session(sid):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -127,56 +155,65 @@ def _kill_group(pgid: int) -> None:
 
 
 @linux_only
-@pytest.mark.slow  # a real sweep: a parent and 2 spawned workers that import torch
+@pytest.mark.slow  # a real sweep: a client and a local Dask cluster of 2 worker processes
 @pytest.mark.parametrize("when", ["starting", "started"])
-def test_killed_sweep_takes_its_workers_and_resource_tracker_along(tmp_path, when):
-    """SIGKILL the sweep while its workers import torch, or once they train."""
+def test_killed_sweep_takes_its_dask_workers_along(tmp_path, when):
+    """SIGKILL the sweep while its workers start up, or once they train."""
     config = tmp_path / "grid.toml"
     config.write_text(LONG_GRID)
     out = tmp_path / "grid.nc"
     sweep = _start_sweep(config, out, workers=2)
     try:
-        if when == "started":
-            _wait_for_started_workers(sweep, 2)
-        else:
-            deadline = time.monotonic() + 300
-            while sum("spawn_main" in c for c in _group(sweep.pid).values()) < 2:
-                assert time.monotonic() < deadline and sweep.poll() is None
-                time.sleep(0.05)
-            time.sleep(1)  # ample for the parent to name them to its guardian
-        before = _group(sweep.pid)
-        assert len(before) >= 3, before  # the parent, 2 workers (and the resource tracker)
+        workers = _wait_for_workers(sweep, 2, started=when == "started")
+        before = _session(sweep.pid)
+        assert len(before) >= 3, before  # the client, 2 workers (and the resource tracker)
         os.kill(sweep.pid, signal.SIGKILL)
         sweep.wait(timeout=30)
         left = _wait_until_gone(sweep.pid, timeout=10)
         assert not left, f"still running 10 s after the sweep was killed: {left}"
+        assert not any(Path(f"/proc/{pid}").exists() and _stat(pid)[0] not in "ZX"
+                       for pid in workers)
     finally:
-        _kill_group(sweep.pid)
+        _kill_session(sweep.pid)
         sweep.stderr.close()
     for cell in sidecar_folder(out).glob("*.nc"):  # cells are whole or absent
         xr.open_dataset(cell).close()
 
 
 @linux_only
-@pytest.mark.slow  # a real sweep whose worker is killed
-def test_a_killed_worker_is_one_line_naming_it_and_nothing_lingers(tmp_path):
+@pytest.mark.slow  # a real sweep on a local Dask cluster, interrupted by SIGINT
+def test_ctrl_c_exits_130_keeps_finished_cells_and_leaves_no_worker(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C: the client stops the
+    cluster; the workers ignore it (they would otherwise die with tracebacks)."""
     config = tmp_path / "grid.toml"
-    config.write_text(LONG_GRID)
+    config.write_text(SHORT_CELLS)  # ~1 s per cell: SIGINT lands while cells are left
     out = tmp_path / "grid.nc"
-    sweep = _start_sweep(config, out, workers=2)
+    # A shell that starts pytest in the background makes SIGINT ignored, and children
+    # inherit that: give the sweep the default disposition a terminal's Ctrl-C meets.
+    sweep = _start_sweep(config, out, workers=2,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    cells = sidecar_folder(out)
     try:
-        victim, _ = _wait_for_started_workers(sweep, 2)
-        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(cells.glob("*.nc")):
+            assert sweep.poll() is None, sweep.stderr.read()
+            time.sleep(0.05)
+        os.killpg(sweep.pid, signal.SIGINT)
         _, err = sweep.communicate(timeout=60)
-        assert sweep.returncode == 1, err
-        assert len(err.strip().splitlines()) == 1, err
-        assert err.startswith("deepreservoir sweep: error: A sweep worker died"), err
-        assert f"worker pid {victim} was killed by SIGKILL" in err
-        assert str(sidecar_folder(out)) in err
+        assert sweep.returncode == 130, err
+        assert err.strip() == "deepreservoir sweep: interrupted", err
         assert not _wait_until_gone(sweep.pid, timeout=10)
     finally:
-        _kill_group(sweep.pid)
-    assert not (sidecar_folder(out) / "sweep.lock").exists()
+        _kill_session(sweep.pid)
+    kept = len(list(cells.glob("*.nc")))
+    assert 1 <= kept < 6
+    assert not out.exists()
+    assert not (cells / "sweep.lock").exists()
+    for cell in cells.glob("*.nc"):
+        xr.open_dataset(cell).close()
+    # a rerun (here, in this process) trains only what is missing
+    _, stats = run_sweep(load_config(config), out, progress=False)
+    assert stats == {"done_before": kept, "trained": 6 - kept, "total": 6}
 
 
 def _plant_lock(folder: Path, pid: int, **extra) -> Path:
