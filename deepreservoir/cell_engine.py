@@ -26,14 +26,15 @@ import glob
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from deepreservoir._processes import FolderLock, remove_stale_temps, write_atomic
-from deepreservoir.errors import DataError, ParameterError
+from deepreservoir.errors import DataError, ParameterError, TrainingError
 
-__all__ = ["check_out", "check_stamp", "run_cells", "sidecar_folder"]
+__all__ = ["check_out", "check_stamp", "deliver", "run_cells", "sidecar_folder"]
 
 
 def sidecar_folder(out: Path) -> Path:
@@ -80,19 +81,37 @@ def check_stamp(folder: Path, payload: dict[str, Any]) -> None:
         if previous.get("fingerprint") != payload["fingerprint"]:
             shown = {k: v for k, v in previous.items() if k != "fingerprint"}
             raise DataError(
-                f"The cells in {str(folder)!r} were computed with different data or options "
-                f"({shown}); use another --out or delete that folder.")
+                f"The cells in {str(folder)!r} were computed with different data or training "
+                f"options ({shown}); use another --out or delete that folder.")
         return
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(stamp, lambda tmp: tmp.write_text(json.dumps(payload, indent=1, default=repr)))
 
 
+def deliver(folder: str, name: str, write: Callable[[Path], Any]) -> str | bytes:
+    """Worker side: persist one cell; return its path, or its bytes for the client.
+
+    Where ``folder`` exists (this process, a local cluster, a file system shared
+    with the workers) the cell is written there atomically by ``write(path)`` and
+    its path returned; elsewhere (a remote worker without that folder) the file's
+    bytes are returned and :func:`run_cells` writes them in the client.
+    """
+    path = Path(folder) / name
+    if path.parent.is_dir():
+        write_atomic(path, write)
+        return str(path)
+    with tempfile.TemporaryDirectory(prefix="deepreservoir-cell-") as scratch:
+        scratch_file = Path(scratch) / name
+        write(scratch_file)
+        return scratch_file.read_bytes()
+
+
 def run_cells(*, out: str | os.PathLike, stamp: dict[str, Any], cells: Sequence[Any],
-              cell_file: Callable[[Any], str], work: Callable[..., Any],
-              job: Callable[[Any, str], tuple], merge: Callable[[Path], Any],
-              workers: int = 1, threads_per_worker: int = 1, scheduler: str | None = None,
+              cell_file: Callable[[Any], str], work: Callable[..., str | bytes],
+              payload: Any, merge: Callable[[Path], Any], workers: int = 1,
+              threads_per_worker: int = 1, scheduler: str | None = None,
               progress: bool = True, on_cell: Callable[[Any], None] | None = None,
-              parameter: str = "The 'out' parameter (--out)", what: str = "sweep"):
+              owner: str = "run_sweep", what: str = "sweep"):
     """Run every cell whose file is missing, then merge all cells into ``out``.
 
     Parameters
@@ -106,19 +125,23 @@ def run_cells(*, out: str | os.PathLike, stamp: dict[str, Any], cells: Sequence[
     cell_file : callable
         ``cell → file name`` inside the sidecar folder.
     work : callable
-        A top-level (picklable) function ``work(*job(cell, folder))`` that computes
-        one cell and writes its file atomically.
-    job : callable
-        ``(cell, folder) → arguments of work``.
+        A module-level function ``work(payload, cell, folder) -> str | bytes``
+        that computes one cell and persists it with :func:`deliver`.
+    payload : object
+        The configuration every cell needs (pickled once per job).
     merge : callable
         ``folder → xarray.Dataset`` of the finished cells.
     workers, threads_per_worker, scheduler
-        One worker and no scheduler: in this process. Otherwise on Dask: a
-        ``LocalCluster`` of ``workers`` processes, or the scheduler at ``scheduler``.
+        One worker and no scheduler: in this process, Dask not needed. Otherwise
+        on Dask (:func:`deepreservoir.cluster.run_jobs`): a ``LocalCluster`` of
+        ``workers`` processes, or the running scheduler at ``scheduler``
+        (``workers`` is then ignored).
     progress : bool
-        A tqdm bar over the cells.
+        A tqdm bar over the cells, and a line saying where they run (stderr).
     on_cell : callable, optional
-        Called with each cell as it finishes.
+        Called with each cell as it finishes (in this process).
+    owner, what : str
+        The caller's name and what it runs, for messages.
 
     Returns
     -------
@@ -128,16 +151,35 @@ def run_cells(*, out: str | os.PathLike, stamp: dict[str, Any], cells: Sequence[
     Raises
     ------
     ParameterError
-        A bad ``workers``, ``out`` or ``scheduler``, or another live run holds the folder.
+        A bad ``workers``, ``threads_per_worker``, ``scheduler`` (no scheduler
+        answers there) or ``out``, or another live run holds the folder (its lock
+        file names the pid; a lock whose process is gone is taken over, with a
+        message on stderr).
+    MissingDependencyError
+        Dask is needed but the ``distributed`` extra is not installed.
     DataError
         The folder holds cells of another configuration.
+    TrainingError
+        A worker died as often as Dask allows; finished cells are kept.
     """
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ParameterError(f"The 'workers' parameter must be an int >= 1. Got {workers!r}.")
-    if (not isinstance(threads_per_worker, int) or isinstance(threads_per_worker, bool)
-            or threads_per_worker < 1):
-        raise ParameterError(f"The 'threads_per_worker' parameter must be an int >= 1. "
-                             f"Got {threads_per_worker!r}.")
+    scheduler_parameter = f"The 'scheduler' parameter of {owner} (--scheduler)"
+    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ParameterError(f"The {name!r} parameter of {owner} must be an int >= 1. "
+                                 f"Got {value!r}.")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ParameterError(f"{scheduler_parameter} must be the address of a running Dask "
+                             f"scheduler (e.g. tcp://host:8786) or None. Got {scheduler!r}.")
+    if workers > 1 or scheduler is not None:  # before any work: one line naming the extra
+        from deepreservoir._extras import DISTRIBUTED_MODULES, require_extra
+
+        require_extra(f"a {what} on Dask (--workers > 1 or --scheduler)", "distributed",
+                      DISTRIBUTED_MODULES)
+    if scheduler is not None:  # a wrong address fails fast, before any folder is made
+        from deepreservoir.cluster import check_scheduler
+
+        check_scheduler(scheduler, parameter=scheduler_parameter)
+    parameter = f"The 'out' parameter of {owner} (--out)"
     out = check_out(out, parameter)
     folder = sidecar_folder(out)
     lock = FolderLock(folder, what=parameter,
@@ -150,8 +192,10 @@ def run_cells(*, out: str | os.PathLike, stamp: dict[str, Any], cells: Sequence[
         remove_stale_temps(out.parent, f".{glob.escape(out.name)}~*.tmp")
         todo = [cell for cell in cells if not (folder / cell_file(cell)).is_file()]
         stats = {"done_before": len(cells) - len(todo), "trained": 0, "total": len(cells)}
-        _run(todo, stats, folder, work, job, workers, threads_per_worker, scheduler,
-             progress, on_cell, what)
+        jobs = [(payload, cell, str(folder.resolve())) for cell in todo]
+        where = {"workers": workers, "threads_per_worker": threads_per_worker,
+                 "scheduler": scheduler, "parameter": scheduler_parameter}
+        _run(jobs, stats, folder, cell_file, work, where, progress, on_cell, what)
         merged = merge(folder)
         write_atomic(out, merged.to_netcdf)
         return merged, stats
@@ -159,41 +203,46 @@ def run_cells(*, out: str | os.PathLike, stamp: dict[str, Any], cells: Sequence[
         lock.release()
 
 
-def _run(todo, stats, folder, work, job, workers, threads_per_worker, scheduler, progress,
-         on_cell, what) -> None:
+def _run(jobs, stats, folder, cell_file, work, where, progress, on_cell, what) -> None:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=stats["total"], initial=stats["done_before"], desc=f"{what} cells",
-               disable=not progress, unit="cell")
+    from deepreservoir.cluster import run_jobs
 
-    def finished(cell) -> None:
+    bars = []
+
+    def started(description: str) -> None:  # once the workers are up: then the bar
+        if progress and description != "running in this process":
+            print(f"deepreservoir {what}: {len(jobs)} cells {description}", file=sys.stderr)
+        bars.append(tqdm(total=stats["total"], initial=stats["done_before"],
+                         desc=f"{what} cells", disable=not progress, unit="cell"))
+
+    def finished(job: tuple, result: str | bytes) -> None:
+        path = folder / cell_file(job[1])
+        if isinstance(result, bytes):  # a worker that does not see the folder
+            write_atomic(path, lambda tmp: tmp.write_bytes(result))
+        elif not path.is_file():
+            raise DataError(
+                f"A Dask worker wrote the cell {result!r} into a folder of the same name on its "
+                f"own host, which this host does not see; expected --out on a file system "
+                f"shared by this process and every worker, or a path the workers lack (then "
+                f"the cells come back to this process).")
         stats["trained"] += 1
-        bar.update(1)
+        bars[0].update(1)
         if on_cell is not None:
-            on_cell(cell)
+            on_cell(job[1])
 
+    # On an exception or Ctrl-C the jobs left are cancelled and the local workers stopped;
+    # finished cells are on disk, partial ones temporary files, removed by the next run.
     try:
-        if workers == 1 and scheduler is None:
-            import torch
-
-            threads = torch.get_num_threads()
-            try:
-                for cell in todo:
-                    work(*job(cell, str(folder)))
-                    finished(cell)
-            finally:
-                torch.set_num_threads(threads)
-        elif todo:
-            from deepreservoir.cluster import DaskPool
-
-            by_job = {}
-            jobs = []
-            for cell in todo:
-                arguments = job(cell, str(folder))
-                by_job[id(arguments)] = cell
-                jobs.append(arguments)
-            with DaskPool(scheduler=scheduler, workers=workers,
-                          threads_per_worker=threads_per_worker) as pool:
-                pool.run(work, jobs, lambda arguments, _: finished(by_job[id(arguments)]))
+        if jobs:
+            run_jobs(work, jobs, finished, workers=where["workers"],
+                     threads_per_worker=where["threads_per_worker"],
+                     scheduler=where["scheduler"],
+                     label=lambda job: Path(cell_file(job[1])).stem,
+                     parameter=where["parameter"], on_start=started)
+    except TrainingError as error:
+        raise TrainingError(f"{error} The {stats['done_before'] + stats['trained']} finished "
+                            f"cells are in {str(folder)!r}.") from None
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from deepreservoir.cell_engine import run_cells
+from deepreservoir.cell_engine import deliver, run_cells
 from deepreservoir.experiment_config import ExperimentConfig
 
 __all__ = ["cell_file", "merge_experiment", "run_experiment_sweep"]
@@ -31,20 +31,15 @@ def cell_file(cell: dict[str, Any]) -> str:
     return f"cell-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
 
 
-def _work(config: ExperimentConfig, cell: dict[str, Any], folder: str, threads: int) -> str:
-    """Worker: run one cell and write it atomically (runs in a worker process)."""
-    import torch
-
-    from deepreservoir._processes import write_atomic
+def _work(config: ExperimentConfig, cell: dict[str, Any], folder: str) -> str | bytes:
+    """Worker: run one cell and persist it (module-level: Dask pickles it by name)."""
     from deepreservoir.experiment import run_trial
 
-    torch.set_num_threads(threads)
     params = {k: v for k, v in cell.items() if k != "seed"}
     metrics = run_trial(config, params, cell["seed"])
-    path = Path(folder) / cell_file(cell)
     record = {"cell": cell, "metrics": metrics, "fingerprint": config.fingerprint()}
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, default=float)))
-    return str(path)
+    return deliver(folder, cell_file(cell),
+                   lambda path: path.write_text(json.dumps(record, default=float)))
 
 
 def _coordinate(values: tuple[Any, ...]) -> np.ndarray:
@@ -123,9 +118,8 @@ def run_experiment_sweep(config: ExperimentConfig, out: str | os.PathLike, *, wo
              "dataset": config.dataset, "data": config.data, "params": config.params,
              "axes": list(config.axes)}
     return run_cells(out=out, stamp=stamp, cells=config.cells(), cell_file=cell_file,
-                     work=_work, job=lambda cell, folder: (config, cell, folder,
-                                                           threads_per_worker),
+                     work=_work, payload=config,
                      merge=lambda folder: merge_experiment(config, folder), workers=workers,
                      threads_per_worker=threads_per_worker, scheduler=scheduler,
-                     progress=progress, on_cell=on_cell,
-                     parameter="The 'out' parameter of the experiment sweep (--out)")
+                     progress=progress, on_cell=on_cell, owner="run_experiment_sweep",
+                     what="sweep")

@@ -6,24 +6,21 @@ classification data set and scores it; the ``demo``, the studies and
 
 :func:`run_sweep` takes a grid read from a TOML file by
 :func:`~deepreservoir.sweep_config.load_config` (see ``examples/sweep.toml`` and
-docs/cli.md; re-exported here), trains every cell here or on Dask
-(:func:`deepreservoir.cluster.run_jobs`: a local cluster or a running
-scheduler, docs/sweeps.md), and persists every
-finished cell at once as a small netCDF file in a sidecar folder
-``<out>.cells/`` (written under a temporary name and renamed, so a file is
-either complete or absent). A rerun skips the cells already there, so a crash
-or Ctrl-C loses at most the cells in flight. At the end the cells are merged
-into one Dataset with dimensions ``(preset, family, rank, seed)``.
+docs/cli.md; re-exported here), trains every cell here or on Dask (a local
+cluster or a running scheduler, docs/sweeps.md) through the cell engine of
+:mod:`deepreservoir.cell_engine`,
+which persists every finished cell at once as a small netCDF file in a sidecar
+folder ``<out>.cells/`` (written under a temporary name and renamed, so a file
+is either complete or absent). A rerun skips the cells already there, so a
+crash or Ctrl-C loses at most the cells in flight. At the end the cells are
+merged into one Dataset with dimensions ``(preset, family, rank, seed)``.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
@@ -32,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from deepreservoir._processes import FolderLock, remove_stale_temps, write_atomic
-from deepreservoir.errors import DataError, ParameterError, TrainingError
+from deepreservoir.cell_engine import deliver, run_cells, sidecar_folder
+from deepreservoir.errors import ParameterError
 from deepreservoir.sweep_config import (
     DATASETS,
     SweepConfig,
@@ -52,6 +49,7 @@ __all__ = [
     "merge_cells",
     "parse_config",
     "run_sweep",
+    "sidecar_folder",
     "train_classifier",
 ]
 
@@ -186,11 +184,9 @@ def _run_cell(config: SweepConfig, cell: tuple[str, str, int, int], folder: str
               ) -> str | bytes:
     """Train one cell and persist it; the job of :func:`run_sweep`'s workers.
 
-    Module-level (Dask pickles it by name). Where ``folder`` exists (this
-    process, a local cluster, a file system shared with the workers) the cell is
-    written there atomically and its path returned; elsewhere (a remote worker
-    without that folder) the netCDF file's bytes are returned for the client to
-    write.
+    Module-level (Dask pickles it by name); persisted by
+    :func:`deepreservoir.cell_engine.deliver` (a path, or the file's bytes for a
+    worker that does not see ``folder``).
     """
     key = (config.dataset, config.num_samples)
     if key not in _DATA_CACHE:
@@ -200,14 +196,7 @@ def _run_cell(config: SweepConfig, cell: tuple[str, str, int, int], folder: str
     _, metrics = train_classifier(data, preset=preset, rank=rank, family=family, seed=seed,
                                   full=family == "full", config=config.train)
     dataset = _cell_dataset(cell, metrics, config.fingerprint())
-    path = Path(folder) / _cell_name(cell)
-    if path.parent.is_dir():
-        write_atomic(path, dataset.to_netcdf)
-        return str(path)
-    with tempfile.TemporaryDirectory(prefix="deepreservoir-cell-") as scratch:
-        scratch_file = Path(scratch) / path.name
-        dataset.to_netcdf(scratch_file)
-        return scratch_file.read_bytes()
+    return deliver(folder, _cell_name(cell), dataset.to_netcdf)
 
 
 def merge_cells(config: SweepConfig, folder: Path):
@@ -264,36 +253,14 @@ def merge_cells(config: SweepConfig, folder: Path):
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def _check_sidecar(folder: Path, config: SweepConfig) -> None:
-    stamp = folder / "config.json"
-    payload = {"fingerprint": config.fingerprint(), "dataset": config.dataset,
-               "num_samples": config.num_samples, "train": asdict(config.train)}
-    if stamp.is_file():
-        try:
-            previous = json.loads(stamp.read_text())
-        except ValueError:
-            raise DataError(f"{str(stamp)!r} is not valid JSON; expected the stamp a sweep "
-                            f"writes: use another --out or delete that folder.") from None
-        if previous.get("fingerprint") != config.fingerprint():
-            raise DataError(
-                f"The cells in {str(folder)!r} were computed with different data or training "
-                f"options ({previous.get('train')}); use another --out or delete that folder.")
-        return
-    write_atomic(stamp, lambda tmp: tmp.write_text(json.dumps(payload, indent=1)))
-
-
-def sidecar_folder(out: Path) -> Path:
-    """The folder holding the finished cells of the sweep written to ``out``."""
-    return out.with_name(out.name + ".cells")
-
-
-_SCHEDULER_PARAMETER = "The 'scheduler' parameter of run_sweep (--scheduler)"
-
-
 def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
               threads_per_worker: int = 1, scheduler: str | None = None,
               progress: bool = True, on_cell: Callable[[tuple], None] | None = None):
     """Train every cell not yet finished, then merge all cells into ``out`` (netCDF).
+
+    The LottaLoRA grid is one configuration of the cell engine
+    (:func:`deepreservoir.cell_engine.run_cells`), which
+    :func:`deepreservoir.experiment_sweep.run_experiment_sweep` also runs on.
 
     Parameters
     ----------
@@ -331,6 +298,8 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
     MissingDependencyError
         Dask is needed (``workers > 1`` or ``scheduler``) but the ``distributed``
         extra is not installed.
+    DataError
+        ``<out>.cells/`` holds cells computed with other data or training options.
     TrainingError
         A worker died (killed, out of memory) as often as Dask allows; finished
         cells are kept.
@@ -343,95 +312,10 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int = 1,
     writer is gone are removed. A script calling this with ``workers > 1`` must
     guard its entry point with ``if __name__ == "__main__":`` (spawned processes).
     """
-    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ParameterError(f"The {name!r} parameter of run_sweep must be an int >= 1. "
-                                 f"Got {value!r}.")
-    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
-        raise ParameterError(f"{_SCHEDULER_PARAMETER} must be the address of a running Dask "
-                             f"scheduler (e.g. tcp://host:8786) or None. Got {scheduler!r}.")
-    if workers > 1 or scheduler is not None:  # before any work: one line naming the extra
-        from deepreservoir._extras import DISTRIBUTED_MODULES, require_extra
-
-        require_extra("a sweep on Dask (--workers > 1 or --scheduler)", "distributed",
-                      DISTRIBUTED_MODULES)
-    if scheduler is not None:  # a wrong address fails fast, before any folder is made
-        from deepreservoir.cluster import check_scheduler
-
-        check_scheduler(scheduler, parameter=_SCHEDULER_PARAMETER)
-    out = Path(out)
-    if out.suffix != ".nc":
-        raise ParameterError(f"The 'out' parameter of run_sweep must end in .nc. Got {str(out)!r}.")
-    folder = sidecar_folder(out)
-    for path, expected in ((out, "a netCDF file"), (folder, "a folder of cells")):
-        if path.exists() and path.is_dir() != (path is folder):
-            what = "a directory" if path.is_dir() else "a file"
-            raise ParameterError(f"The 'out' parameter of run_sweep: {str(path)!r} is {what}; "
-                                 f"expected {expected} or nothing there.")
-    lock = FolderLock(folder, what="The 'out' parameter of run_sweep (--out)",
-                      hint="wait for that sweep to end or choose another --out").acquire()
-    try:
-        if lock.took_over is not None:
-            print(f"deepreservoir sweep: {lock.took_over}", file=sys.stderr)
-        _check_sidecar(folder, config)
-        remove_stale_temps(folder)
-        remove_stale_temps(out.parent, f".{glob.escape(out.name)}~*.tmp")
-        where = {"workers": workers, "threads_per_worker": threads_per_worker,
-                 "scheduler": scheduler}
-        return _run_locked(config, out, folder, where, progress, on_cell)
-    finally:
-        lock.release()
-
-
-def _run_locked(config: SweepConfig, out: Path, folder: Path, where: dict[str, Any],
-                progress: bool, on_cell: Callable | None):
-    """:func:`run_sweep` once the cells' folder is locked."""
-    from tqdm.auto import tqdm
-
-    from deepreservoir.cluster import run_jobs
-
-    cells = config.cells()
-    todo = [c for c in cells if not (folder / _cell_name(c)).is_file()]
-    stats = {"done_before": len(cells) - len(todo), "trained": 0, "total": len(cells)}
-    bars = []
-
-    def started(description: str) -> None:  # once the workers are up: then the bar
-        if progress and description != "running in this process":
-            print(f"deepreservoir sweep: {len(todo)} cells {description}", file=sys.stderr)
-        bars.append(tqdm(total=len(cells), initial=stats["done_before"], desc="sweep cells",
-                         disable=not progress, unit="cell"))
-
-    def finished(job: tuple, result: str | bytes) -> None:
-        path = folder / _cell_name(job[1])
-        if isinstance(result, bytes):  # a worker that does not see the folder
-            write_atomic(path, lambda tmp: tmp.write_bytes(result))
-        elif not path.is_file():
-            raise DataError(
-                f"A Dask worker wrote the cell {result!r} into a folder of the same name on its "
-                f"own host, which this host does not see; expected --out on a file system "
-                f"shared by this process and every worker, or a path the workers lack (then "
-                f"the cells come back to this process).")
-        stats["trained"] += 1
-        bars[0].update(1)
-        if on_cell is not None:
-            on_cell(job[1])
-
-    # On an exception or Ctrl-C the jobs left are cancelled and the local workers stopped;
-    # finished cells are on disk, partial ones temporary files, removed by the next run.
-    jobs = [(config, cell, str(folder.resolve())) for cell in todo]
-    try:
-        if todo:
-            run_jobs(_run_cell, jobs, finished, workers=where["workers"],
-                     threads_per_worker=where["threads_per_worker"],
-                     scheduler=where["scheduler"],
-                     label=lambda job: _cell_name(job[1])[:-len(".nc")],
-                     parameter=_SCHEDULER_PARAMETER, on_start=started)
-    except TrainingError as error:
-        raise TrainingError(f"{error} The {stats['done_before'] + stats['trained']} finished "
-                            f"cells are in {str(folder)!r}.") from None
-    finally:
-        for bar in bars:
-            bar.close()
-    merged = merge_cells(config, folder)
-    write_atomic(out, merged.to_netcdf)
-    return merged, stats
+    stamp = {"fingerprint": config.fingerprint(), "dataset": config.dataset,
+             "num_samples": config.num_samples, "train": asdict(config.train)}
+    return run_cells(out=out, stamp=stamp, cells=config.cells(), cell_file=_cell_name,
+                     work=_run_cell, payload=config,
+                     merge=lambda folder: merge_cells(config, folder), workers=workers,
+                     threads_per_worker=threads_per_worker, scheduler=scheduler,
+                     progress=progress, on_cell=on_cell, owner="run_sweep", what="sweep")

@@ -216,7 +216,7 @@ def test_another_config_on_the_same_folder_is_a_data_error(tmp_path):
         _config(space={"sr": {"low": 0.1, "high": 2.0}}, trials=1, seeds=(0, 1)),
     ]
     for other in others:
-        with pytest.raises(DataError, match="different data or options") as caught:
+        with pytest.raises(DataError, match="different data or training options") as caught:
             _search(other, folder, save_best=False)
         assert str(folder) in str(caught.value)
     assert len(_study(folder).get_trials(deepcopy=False)) == 1

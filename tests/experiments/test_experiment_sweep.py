@@ -128,7 +128,7 @@ def test_other_params_on_the_same_out_are_refused(tmp_path):
     for other in (_config(axes={"sr": [0.5]}, seeds=(0,), params={"units": 21}),
                   _config(axes={"sr": [0.5]}, seeds=(0,), data={"steps": 401}),
                   _config(axes={"lr": [0.5]}, seeds=(0,))):
-        with pytest.raises(DataError, match="different data or options") as caught:
+        with pytest.raises(DataError, match="different data or training options") as caught:
             _sweep(other, out)
         assert str(sidecar_folder(out)) in str(caught.value)
     assert sorted(p.name for p in sidecar_folder(out).iterdir()) == before
