@@ -1,4 +1,4 @@
-"""The ``deepreservoir`` command: ``demo``, ``sweep``, ``inspect`` and ``reproduce``.
+"""The ``deepreservoir`` command: ``demo``, ``sweep``, ``search``, ``inspect`` and ``reproduce``.
 
 Every failure the user can cause (a wrong flag, a missing file, a bad config,
 an unknown study) ends with one line on stderr and a non-zero exit status,
@@ -41,6 +41,35 @@ THREADS_HELP = ("torch threads (default: $DEEPRESERVOIR_NUM_THREADS, else 1: the
                 "gain nothing from more, and lose much on a busy machine)")
 
 
+def _cluster_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--workers``, ``--threads-per-worker``, ``--scheduler`` and ``--no-progress``."""
+    parser.add_argument("--workers", type=_threads, default=None,
+                        help=f"worker processes of a local Dask cluster (default 1: no Dask, "
+                             f"the {what} run in this process); ignored with --scheduler")
+    parser.add_argument("--threads-per-worker", "--threads", dest="threads", type=_threads,
+                        default=None, metavar="K",
+                        help="torch threads per worker (default: $DEEPRESERVOIR_NUM_THREADS, "
+                             "else 1)")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                        help=f"address of a running Dask scheduler whose workers run the "
+                             f"{what}")
+    parser.add_argument("--no-progress", action="store_true",
+                        help=f"hide the progress bar and the line saying where the {what} run")
+
+
+def _where(args, command: str) -> tuple[int, int]:
+    """``(workers, threads per worker)`` from the cluster arguments."""
+    from deepreservoir.threads import get_num_threads
+
+    workers = args.workers or 1
+    if args.scheduler is not None and args.workers is not None:
+        print(f"{PROG} {command}: note: --workers {args.workers} is ignored with --scheduler "
+              f"(the scheduler's workers do the work)", file=sys.stderr)
+        workers = 1
+    threads = args.threads if args.threads is not None else (get_num_threads() or 1)
+    return workers, threads
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of all subcommands."""
     from deepreservoir._version import __version__
@@ -70,29 +99,39 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
     sweep = commands.add_parser(
-        "sweep", help="a grid rank × seed × family × preset from a TOML file into one netCDF",
-        description="Train every cell of the grid in CONFIG (see examples/sweep.toml) and merge "
-                    "them into one netCDF Dataset with dimensions (preset, family, rank, seed). "
-                    "Each finished cell is saved at once in OUT.cells/; rerunning the same "
-                    "command after a crash or Ctrl-C skips the finished cells. With --workers "
-                    "N > 1 the cells run on a local Dask cluster, with --scheduler on a running "
-                    "Dask scheduler's workers (the 'distributed' extra; see docs/sweeps.md).")
+        "sweep", help="a grid from a TOML file (LottaLoRA [sweep], or any axes [experiment]) "
+                      "into one netCDF",
+        description="Train every cell of the grid in CONFIG and merge them into one netCDF "
+                    "Dataset. A [sweep] file (examples/sweep.toml) is the LottaLoRA grid, "
+                    "dimensions (preset, family, rank, seed); an [experiment] file with [axes] "
+                    "(examples/sweep_esn.toml) is a grid over any hyperparameters of any model, "
+                    "dimensions (its axes..., seed). Each finished cell is saved at once in "
+                    "OUT.cells/; rerunning the same command after a crash or Ctrl-C skips the "
+                    "finished cells. With --workers N > 1 the cells run on a local Dask "
+                    "cluster, with --scheduler on a running Dask scheduler's workers (the "
+                    "'distributed' extra; see docs/sweeps.md).")
     sweep.add_argument("config", type=Path, metavar="CONFIG", help="the sweep's TOML file")
     sweep.add_argument("--out", type=Path, default=None,
                        help="merged netCDF file (default: ./NAME.nc in the current folder, "
                             "NAME being CONFIG's name without .toml)")
-    sweep.add_argument("--workers", type=_threads, default=None,
-                       help="worker processes of a local Dask cluster (default 1: no Dask, "
-                            "the cells run in this process); ignored with --scheduler")
-    sweep.add_argument("--threads-per-worker", "--threads", dest="threads", type=_threads,
-                       default=None, metavar="K",
-                       help="torch threads per worker (default: $DEEPRESERVOIR_NUM_THREADS, "
-                            "else 1)")
-    sweep.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                       help="address of a running Dask scheduler whose workers train the "
-                            "cells (OUT must be on a file system they share)")
-    sweep.add_argument("--no-progress", action="store_true",
-                       help="hide the progress bar and the line saying where the cells run")
+    _cluster_arguments(sweep, "cells")
+
+    search = commands.add_parser(
+        "search", help="a hyperparameter search with Optuna over the ranges of a TOML file",
+        description="Search the [search.space] ranges of the [experiment] in CONFIG with "
+                    "Optuna (TPE by default; see examples/search_mackey_glass.toml and "
+                    "docs/search.md). Each trial trains one model per seed and scores the mean "
+                    "of the metric. The study is kept in OUT/study.log: rerunning the command "
+                    "resumes it. At the end OUT/trials.nc holds every trial and OUT/best/ the "
+                    "best model, a normal artifact. Needs the 'distributed' extra (optuna).")
+    search.add_argument("config", type=Path, metavar="CONFIG", help="the experiment's TOML file")
+    search.add_argument("--out", type=Path, default=None,
+                        help="the search's folder (default: ./NAME.search in the current "
+                             "folder, NAME being CONFIG's name without .toml)")
+    search.add_argument("--trials", type=_threads, default=None, metavar="N",
+                        help="the budget, counted over every run of OUT (default: "
+                             "[search] trials)")
+    _cluster_arguments(search, "trials")
 
     inspect = commands.add_parser(
         "inspect", help="footprint, spectra, ESP verdicts and β of a saved model",
@@ -169,33 +208,54 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from deepreservoir.sweep import load_config, run_sweep, sidecar_folder
-    from deepreservoir.threads import get_num_threads
+    from deepreservoir.cell_engine import sidecar_folder
+    from deepreservoir.experiment_config import is_experiment
+    from deepreservoir.sweep_config import read_toml
 
-    workers = args.workers or 1
-    if args.scheduler is not None and args.workers is not None:
-        print(f"{PROG} sweep: note: --workers {args.workers} is ignored with --scheduler "
-              f"(the scheduler's workers train the cells)", file=sys.stderr)
-        workers = 1
-    config = load_config(args.config)
+    workers, threads = _where(args, "sweep")
     out = args.out if args.out is not None else Path(args.config.with_suffix(".nc").name)
-    threads = args.threads if args.threads is not None else (get_num_threads() or 1)
-    merged, stats = run_sweep(config, out, workers=workers, threads_per_worker=threads,
-                              scheduler=args.scheduler, progress=not args.no_progress)
+    if is_experiment(read_toml(args.config)):
+        from deepreservoir.cli_report import experiment_grid_text
+        from deepreservoir.experiment_config import load_experiment
+        from deepreservoir.experiment_sweep import run_experiment_sweep
+
+        merged, stats = run_experiment_sweep(
+            load_experiment(args.config), out, workers=workers, threads_per_worker=threads,
+            scheduler=args.scheduler, progress=not args.no_progress)
+        report = experiment_grid_text(merged)
+    else:
+        from deepreservoir.cli_report import lottalora_grid_text
+        from deepreservoir.sweep import load_config, run_sweep
+
+        merged, stats = run_sweep(load_config(args.config), out, workers=workers,
+                                  threads_per_worker=threads, scheduler=args.scheduler,
+                                  progress=not args.no_progress)
+        report = lottalora_grid_text(merged)
     print(f"{stats['total']} cells: {stats['done_before']} already done, {stats['trained']} "
           f"trained now. Wrote {out} (cells in {sidecar_folder(Path(out))}/).")
-    accuracy = merged["test_accuracy"].mean("seed")
-    for preset in merged["preset"].values:
-        full = ""
-        if "full_test_accuracy" in merged:
-            value = float(merged["full_test_accuracy"].sel(preset=preset).mean())
-            full = f", full training {value:.3f}"
-        print(f"{preset}{full}")
-        for family in merged["family"].values:
-            values = accuracy.sel(preset=preset, family=family).values
-            cells = "  ".join(f"r={int(r)}: {v:.3f}" for r, v in zip(merged["rank"].values,
-                                                                      values, strict=True))
-            print(f"  {family:<20} {cells}")
+    print(report)
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from deepreservoir.experiment_config import load_experiment
+    from deepreservoir.search import run_search
+
+    workers, threads = _where(args, "search")
+    config = load_experiment(args.config)
+    out = args.out if args.out is not None else Path(args.config.with_suffix(".search").name)
+    trials, best = run_search(config, out, trials=args.trials, workers=workers,
+                              threads_per_worker=threads, scheduler=args.scheduler,
+                              progress=not args.no_progress)
+    states = trials["state"].values
+    failed = int((states == "FAIL").sum())
+    print(f"{len(states)} trials in {out}/ ({int((states == 'COMPLETE').sum())} complete, "
+          f"{failed} failed); every trial in {out}/trials.nc.")
+    point = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                      for k, v in best["params"].items())
+    print(f"best trial {best['number']}: {point}")
+    print(f"  {config.metric} = {best['value']:.4g} (mean over {len(config.seeds)} seed"
+          f"{'s' if len(config.seeds) > 1 else ''}); model saved in {best['artifact']}/")
     return 0
 
 
@@ -258,8 +318,8 @@ class _UsageError(Exception):
     """A usage problem found after parsing (exit status 2)."""
 
 
-_COMMANDS = {"demo": _cmd_demo, "sweep": _cmd_sweep, "inspect": _cmd_inspect,
-             "reproduce": _cmd_reproduce}
+_COMMANDS = {"demo": _cmd_demo, "sweep": _cmd_sweep, "search": _cmd_search,
+             "inspect": _cmd_inspect, "reproduce": _cmd_reproduce}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,8 +24,8 @@ import xarray as xr
 
 from deepreservoir.kinds import ClosedForm, Gated, Online, Stateful, Unsupervised
 
-__all__ = ["DENSE_SHARE", "Learned", "ModelReport", "betas", "footprint_text", "learned",
-           "model_report"]
+__all__ = ["DENSE_SHARE", "Learned", "ModelReport", "betas", "experiment_grid_text",
+           "footprint_text", "learned", "lottalora_grid_text", "model_report"]
 
 #: What every "% trained" of the command line is a percentage of.
 DENSE_SHARE = "% of the dense network's parameters"
@@ -270,3 +270,36 @@ def model_report(model, *, title: str = "model", inputs: Any = None,
             f"layer {depth.attrs['mean_growth']:.3f} "
             f"({'contracting' if depth.attrs['mean_growth'] < 0 else 'expanding'} on average).")
     return ModelReport("\n".join(lines), results)
+
+
+def lottalora_grid_text(merged) -> str:
+    """The LottaLoRA grid's mean test accuracy per preset, family and rank (lines)."""
+    lines = []
+    accuracy = merged["test_accuracy"].mean("seed")
+    for preset in merged["preset"].values:
+        full = ""
+        if "full_test_accuracy" in merged:
+            value = float(merged["full_test_accuracy"].sel(preset=preset).mean())
+            full = f", full training {value:.3f}"
+        lines.append(f"{preset}{full}")
+        for family in merged["family"].values:
+            values = accuracy.sel(preset=preset, family=family).values
+            cells = "  ".join(f"r={int(r)}: {v:.3f}" for r, v in zip(merged["rank"].values,
+                                                                      values, strict=True))
+            lines.append(f"  {family:<20} {cells}")
+    return "\n".join(lines)
+
+
+def experiment_grid_text(merged, best: int = 5) -> str:
+    """An experiment grid's metric (mean over seeds) at its ``best`` cells, best first."""
+    metric, direction = merged.attrs["metric"], merged.attrs["direction"]
+    table = merged[metric].mean("seed").to_series().dropna()
+    table = table.sort_values(ascending=direction == "minimize")
+    axes = [d for d in merged[metric].dims if d != "seed"]
+    lines = [f"{metric} (mean over {merged.sizes['seed']} seeds, {direction}d), best "
+             f"{min(best, len(table))} of {len(table)} cells:"]
+    for index, value in table.head(best).items():
+        index = index if isinstance(index, tuple) else (index,)
+        point = ", ".join(f"{a} = {v}" for a, v in zip(axes, index, strict=True))
+        lines.append(f"  {value:.4g}   {point}")
+    return "\n".join(lines)

@@ -276,7 +276,9 @@ def _loop(study, config, budget, workers, threads, scheduler, progress, on_trial
         remaining = budget - done
         with DaskPool(scheduler=scheduler, workers=workers,
                       threads_per_worker=threads) as pool:
-            pool.stream(evaluate_point, ask, finish, total=remaining, in_flight=workers)
+            # in flight: one trial per worker thread (a scheduler's cluster decides how many)
+            pool.stream(evaluate_point, ask, finish, total=remaining,
+                        in_flight=None if scheduler is not None else workers)
     finally:
         bar.close()
 
