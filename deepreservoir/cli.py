@@ -57,14 +57,14 @@ def _cluster_arguments(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"hide the progress bar and the line saying where the {what} run")
 
 
-def _where(args, command: str) -> tuple[int, int]:
+def _where(args, command: str, work: str) -> tuple[int, int]:
     """``(workers, threads per worker)`` from the cluster arguments."""
     from deepreservoir.threads import get_num_threads
 
     workers = args.workers or 1
     if args.scheduler is not None and args.workers is not None:
         print(f"{PROG} {command}: note: --workers {args.workers} is ignored with --scheduler "
-              f"(the scheduler's workers do the work)", file=sys.stderr)
+              f"(the scheduler's workers {work})", file=sys.stderr)
         workers = 1
     threads = args.threads if args.threads is not None else (get_num_threads() or 1)
     return workers, threads
@@ -212,7 +212,7 @@ def _cmd_sweep(args) -> int:
     from deepreservoir.experiment_config import is_experiment
     from deepreservoir.sweep_config import read_toml
 
-    workers, threads = _where(args, "sweep")
+    workers, threads = _where(args, "sweep", "train the cells")
     out = args.out if args.out is not None else Path(args.config.with_suffix(".nc").name)
     if is_experiment(read_toml(args.config)):
         from deepreservoir.cli_report import experiment_grid_text
@@ -241,7 +241,7 @@ def _cmd_search(args) -> int:
     from deepreservoir.experiment_config import load_experiment
     from deepreservoir.search import run_search
 
-    workers, threads = _where(args, "search")
+    workers, threads = _where(args, "search", "run the trials")
     config = load_experiment(args.config)
     out = args.out if args.out is not None else Path(args.config.with_suffix(".search").name)
     trials, best = run_search(config, out, trials=args.trials, workers=workers,

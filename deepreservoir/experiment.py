@@ -19,6 +19,11 @@ Models
     A factory ``function(seed=seed, **params) -> Model``; the model is fitted with
     ``model.fit(x_train, y_train, **fit)`` where ``fit`` holds the ``"fit.option"``
     keys (classes on the gradient path train with ``loss="cross_entropy"``).
+``"spec:PATH"``
+    The graph of the model saved at ``PATH`` (:func:`deepreservoir.save`), rebuilt
+    untrained from its spec with the trial's seed as the root seed (each node's
+    key derives from it and the node's place; the saved node seeds are
+    replaced), and fitted as a factory's model. Its keys are node arguments.
 
 Keys ``"node.argument"`` change a node's constructor argument in any model
 (:func:`deepreservoir.hyperparameters.with_hyperparameters`), e.g.
@@ -70,6 +75,10 @@ def check_parameter_key(model: str, key: str, where: str = "config") -> None:
     DataError
         Names the key and the model's known hyperparameters.
     """
+    if model.startswith("spec:") and "." not in key:
+        raise DataError(f"{where}: the key {key!r} does not apply to a model built from a "
+                        f"spec; expected a node argument 'node.argument' (e.g. "
+                        f"'Reservoir-0.sr') or a fit option 'fit.option'.")
     if model not in MODEL_PARAMETERS or key.startswith("fit.") or "." in key:
         if model == "lottalora" and "." in key:
             raise DataError(f"{where}: the key {key!r} does not apply to model 'lottalora'; "
@@ -190,6 +199,18 @@ def _fit_and_score(model, task: Task, fit: dict[str, Any], seed: int) -> dict[st
     return {"accuracy": float(scores["accuracy"]), "loss": float(scores["loss"])}
 
 
+_TEMPLATES: dict[str, Any] = {}
+
+
+def _spec_template(path: str):
+    """The saved model at ``path``, loaded once per process (its graph is the template)."""
+    import deepreservoir as dr
+
+    if path not in _TEMPLATES:
+        _TEMPLATES[path] = dr.load(path)
+    return _TEMPLATES[path]
+
+
 def train_trial(config, params: Mapping[str, Any], seed: int):
     """Build, train and score one model; return ``(model, metrics)``.
 
@@ -246,6 +267,10 @@ def train_trial(config, params: Mapping[str, Any], seed: int):
                             f"holds classes. Use model 'lottalora' or a factory.")
         model = _esn(own, seed)
         fit = {"warmup": int(own["warmup"]), **fit}
+    elif config.model.startswith("spec:"):
+        model = with_hyperparameters(_spec_template(config.model[5:]), nodes,
+                                     parameter="hyperparameter", seed=seed)
+        nodes = {}
     else:
         factory = load_factory(config.model)
         try:

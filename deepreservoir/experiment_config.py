@@ -3,7 +3,7 @@
 One TOML file describes both a grid sweep and a hyperparameter search::
 
     [experiment]
-    model = "esn"             # "esn", "lottalora", or "package.module:function"
+    model = "esn"             # "esn", "lottalora", "package.module:function", "spec:PATH"
     dataset = "mackey_glass"  # a built-in set, "reservoirpy:NAME", or a .npz file
     metric = "nrmse"          # nrmse, rmse, mse, r2 (series); accuracy, loss (classes)
     seeds = [0, 1, 2]         # every cell or trial runs once per seed
@@ -87,8 +87,9 @@ class ExperimentConfig:
     Attributes
     ----------
     model : str
-        ``"esn"``, ``"lottalora"`` or ``"module:function"`` (a factory
-        ``function(seed=..., **params) -> Model``).
+        ``"esn"``, ``"lottalora"``, ``"module:function"`` (a factory
+        ``function(seed=..., **params) -> Model``) or ``"spec:PATH"`` (the
+        graph of a saved model, rebuilt untrained; ``PATH`` absolute).
     dataset : str
         A built-in data set (:data:`deepreservoir.experiment.DATASETS`),
         ``"reservoirpy:NAME"`` or the absolute path of a ``.npz`` file.
@@ -144,6 +145,9 @@ class ExperimentConfig:
                                    "axes": list(self.axes), "metric": self.metric}
         if is_data_file(self.dataset) and Path(self.dataset).is_file():
             payload["data_sha256"] = file_digest(self.dataset)
+        spec = Path(self.model[5:]) / "spec.json" if self.model.startswith("spec:") else None
+        if spec is not None and spec.is_file():
+            payload["spec_sha256"] = file_digest(spec)
         text = json.dumps(payload, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -212,13 +216,23 @@ def _range(where: str, key: str, value: Any) -> Range:
     return Range(low=low, high=high, log=log)
 
 
-def _model(where: str, model: Any) -> str:
+def _model(where: str, model: Any, base: Path | None) -> str:
     from deepreservoir.experiment import MODEL_PARAMETERS
 
+    if isinstance(model, str) and model.startswith("spec:"):
+        path = Path(model[5:]).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        if not (path / "spec.json").is_file():
+            raise _bad(where, "experiment.model", model,
+                       f"'spec:PATH' with PATH a saved model's folder holding spec.json "
+                       f"(looked in {str(path)!r})")
+        return f"spec:{path}"
     if not isinstance(model, str) or not (model in MODEL_PARAMETERS or (
             model.count(":") == 1 and all(model.split(":")))):
         raise _bad(where, "experiment.model", model,
-                   f"one of {', '.join(MODEL_PARAMETERS)} or 'package.module:function'")
+                   f"one of {', '.join(MODEL_PARAMETERS)}, 'package.module:function' or "
+                   f"'spec:PATH' (a saved model)")
     return model
 
 
@@ -275,7 +289,7 @@ def parse_experiment(document: Mapping[str, Any], where: str = "config",
         raise DataError(f"{where}: unknown key(s) in [experiment]: {', '.join(extra)}. "
                         f"Known: {', '.join(sorted(known))}.")
     values: dict[str, Any] = {"source": where}
-    values["model"] = _model(where, head.get("model", "esn"))
+    values["model"] = _model(where, head.get("model", "esn"), base)
     values["dataset"] = _dataset(where, head.get("dataset", "mackey_glass"), base)
     metric = head.get("metric", "nrmse")
     if metric not in METRICS:

@@ -47,7 +47,8 @@ def node_hyperparameters(node) -> list[str]:
             not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
 
 
-def with_hyperparameters(model, overrides: Mapping[str, Any], *, parameter: str = "overrides"):
+def with_hyperparameters(model, overrides: Mapping[str, Any], *, parameter: str = "overrides",
+                         seed: int | None = None):
     """A fresh, unbuilt copy of ``model`` with the hyperparameters ``overrides`` set.
 
     Parameters
@@ -61,6 +62,10 @@ def with_hyperparameters(model, overrides: Mapping[str, Any], *, parameter: str 
         ``parameter`` an argument of that node's constructor.
     parameter : str
         How the caller names ``overrides``, for messages.
+    seed : int, optional
+        Reseed the whole copy: ``seed`` becomes the model's root seed and every
+        node's own seed is cleared, so each node's key derives from ``seed`` and
+        its place in the graph (``None``: keep every seed).
 
     Returns
     -------
@@ -93,6 +98,10 @@ def with_hyperparameters(model, overrides: Mapping[str, Any], *, parameter: str 
     explicit: dict[str, Any] = {}
     spec = _spec(model, explicit)
     entries = {entry["name"]: entry for entry in spec["nodes"]}
+    if seed is not None:
+        for entry in entries.values():
+            if "seed" in entry["hyperparameters"]:
+                entry["hyperparameters"]["seed"] = None
     for key, value in overrides.items():
         node_name, argument = split_key(key, model.nodes, parameter)
         allowed = node_hyperparameters(model.nodes[node_name])
@@ -113,4 +122,5 @@ def with_hyperparameters(model, overrides: Mapping[str, Any], *, parameter: str 
                                  f"{str(error).split(': ', 2)[-1]}") from None
     links = [Link(nodes[e["source"]], nodes[e["target"]], int(e["delay"]), bool(e["feedback"]))
              for e in spec["edges"]]
-    return model_class()(list(nodes.values()), links, seed=int(spec["model"]["seed"]))
+    root = int(spec["model"]["seed"]) if seed is None else int(seed)
+    return model_class()(list(nodes.values()), links, seed=root)
