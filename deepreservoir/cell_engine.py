@@ -34,7 +34,7 @@ from typing import Any
 from deepreservoir._processes import FolderLock, remove_stale_temps, write_atomic
 from deepreservoir.errors import DataError, ParameterError, TrainingError
 
-__all__ = ["check_out", "check_stamp", "deliver", "run_cells", "sidecar_folder"]
+__all__ = ["check_out", "check_stamp", "check_where", "deliver", "run_cells", "sidecar_folder"]
 
 
 def sidecar_folder(out: Path) -> Path:
@@ -75,6 +75,8 @@ def check_stamp(folder: Path, payload: dict[str, Any]) -> None:
     if stamp.is_file():
         try:
             previous = json.loads(stamp.read_text())
+            if not isinstance(previous, dict):
+                raise ValueError("not an object")
         except ValueError:
             raise DataError(f"{str(stamp)!r} is not valid JSON; expected the stamp a sweep "
                             f"writes: use another --out or delete that folder.") from None
@@ -104,6 +106,51 @@ def deliver(folder: str, name: str, write: Callable[[Path], Any]) -> str | bytes
         scratch_file = Path(scratch) / name
         write(scratch_file)
         return scratch_file.read_bytes()
+
+
+def check_where(workers: int, threads_per_worker: int, scheduler: str | None, owner: str,
+                what: str) -> str:
+    """Check where work runs, before anything is written; return the scheduler's label.
+
+    Parameters
+    ----------
+    workers, threads_per_worker : int
+        Each an int >= 1.
+    scheduler : str or None
+        A running Dask scheduler's address; it must answer (within 10 s).
+    owner, what : str
+        The caller's name (``run_sweep``) and what it runs (``sweep``), for messages.
+
+    Returns
+    -------
+    str
+        How messages name the scheduler parameter.
+
+    Raises
+    ------
+    ParameterError
+        A bad count, or an address where no scheduler answers.
+    MissingDependencyError
+        Dask is needed (``workers > 1`` or a scheduler) and not installed.
+    """
+    scheduler_parameter = f"The 'scheduler' parameter of {owner} (--scheduler)"
+    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ParameterError(f"The {name!r} parameter of {owner} must be an int >= 1. "
+                                 f"Got {value!r}.")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ParameterError(f"{scheduler_parameter} must be the address of a running Dask "
+                             f"scheduler (e.g. tcp://host:8786) or None. Got {scheduler!r}.")
+    if workers > 1 or scheduler is not None:  # before any work: one line naming the extra
+        from deepreservoir._extras import DISTRIBUTED_MODULES, require_extra
+
+        require_extra(f"a {what} on Dask (--workers > 1 or --scheduler)", "distributed",
+                      DISTRIBUTED_MODULES)
+    if scheduler is not None:  # a wrong address fails fast, before any folder is made
+        from deepreservoir.cluster import check_scheduler
+
+        check_scheduler(scheduler, parameter=scheduler_parameter)
+    return scheduler_parameter
 
 
 def run_cells(*, out: str | os.PathLike, stamp: dict[str, Any], cells: Sequence[Any],
@@ -162,23 +209,7 @@ def run_cells(*, out: str | os.PathLike, stamp: dict[str, Any], cells: Sequence[
     TrainingError
         A worker died as often as Dask allows; finished cells are kept.
     """
-    scheduler_parameter = f"The 'scheduler' parameter of {owner} (--scheduler)"
-    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ParameterError(f"The {name!r} parameter of {owner} must be an int >= 1. "
-                                 f"Got {value!r}.")
-    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
-        raise ParameterError(f"{scheduler_parameter} must be the address of a running Dask "
-                             f"scheduler (e.g. tcp://host:8786) or None. Got {scheduler!r}.")
-    if workers > 1 or scheduler is not None:  # before any work: one line naming the extra
-        from deepreservoir._extras import DISTRIBUTED_MODULES, require_extra
-
-        require_extra(f"a {what} on Dask (--workers > 1 or --scheduler)", "distributed",
-                      DISTRIBUTED_MODULES)
-    if scheduler is not None:  # a wrong address fails fast, before any folder is made
-        from deepreservoir.cluster import check_scheduler
-
-        check_scheduler(scheduler, parameter=scheduler_parameter)
+    scheduler_parameter = check_where(workers, threads_per_worker, scheduler, owner, what)
     parameter = f"The 'out' parameter of {owner} (--out)"
     out = check_out(out, parameter)
     folder = sidecar_folder(out)

@@ -293,9 +293,13 @@ def lottalora_grid_text(merged) -> str:
 def experiment_grid_text(merged, best: int = 5) -> str:
     """An experiment grid's metric (mean over seeds) at its ``best`` cells, best first."""
     metric, direction = merged.attrs["metric"], merged.attrs["direction"]
+    axes = [d for d in merged[metric].dims if d != "seed"]
+    if not axes:  # seeds only
+        values = merged[metric].values
+        return (f"{metric} over {merged.sizes['seed']} seeds: mean {float(values.mean()):.4g}, "
+                f"min {float(values.min()):.4g}, max {float(values.max()):.4g}")
     table = merged[metric].mean("seed").to_series().dropna()
     table = table.sort_values(ascending=direction == "minimize")
-    axes = [d for d in merged[metric].dims if d != "seed"]
     lines = [f"{metric} (mean over {merged.sizes['seed']} seeds, {direction}d), best "
              f"{min(best, len(table))} of {len(table)} cells:"]
     for index, value in table.head(best).items():

@@ -188,12 +188,14 @@ def _fit_and_score(model, task: Task, fit: dict[str, Any], seed: int) -> dict[st
     from deepreservoir.training.fitting import training_path
 
     path, _ = training_path(model)
+    if path in ("gradient", "mixed"):  # the trial's seed shuffles; workers stay quiet
+        fit = {"seed": seed, "verbose": 0, **fit}
     if task.kind == "series":
         model.fit(task.x_train, task.y_train, **fit)
         prediction = np.asarray(model.run(task.x_test))
         return series_metrics(prediction, task.y_test, task.x_train)
     if path in ("gradient", "mixed"):
-        fit = {"loss": "cross_entropy", "seed": seed, "verbose": 0, **fit}
+        fit = {"loss": "cross_entropy", **fit}
     model.fit(task.x_train, task.y_train, **fit)
     scores = dr.training.evaluate(model, task.x_test, task.y_test, loss="cross_entropy")
     return {"accuracy": float(scores["accuracy"]), "loss": float(scores["loss"])}

@@ -31,6 +31,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,18 @@ def _counted(study) -> int:
                    t.state == TrialState.FAIL and t.user_attrs.get("error") != "interrupted"))
 
 
+def _asked(study) -> int:
+    """Trials asked so far, as a run never stopped would count them.
+
+    Trials marked "interrupted" and their re-queued copies still waiting are
+    left out, so a resumed search seeds its sampler as an uninterrupted one.
+    """
+    from optuna.trial import TrialState
+
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state != TrialState.WAITING and t.user_attrs.get("error") != "interrupted")
+
+
 def _value(outcome: dict[str, Any], metric: str) -> float | None:
     if "error" in outcome:
         return None
@@ -193,10 +206,17 @@ def run_search(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
     if not config.space:
         raise ParameterError(f"{config.source}: a search needs ranges in [search.space]; "
                              f"got none (a grid of [axes] runs with 'deepreservoir sweep').")
+    if config.axes:  # a grid's axes are categorical choices of the search
+        config = replace(config, space={**{name: Range(choices=values)
+                                           for name, values in config.axes.items()},
+                                        **config.space}, axes={})
     budget = config.trials if trials is None else trials
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise ParameterError(f"The 'trials' parameter of run_search must be an int >= 1. "
                              f"Got {budget!r}.")
+    from deepreservoir.cell_engine import check_where
+
+    check_where(workers, threads_per_worker, scheduler, "run_search", "search")
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ParameterError(f"The 'out' parameter of run_search: {str(folder)!r} is a file; "
@@ -212,7 +232,7 @@ def run_search(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
                              "space": {k: r.as_dict() for k, r in config.space.items()}})
         remove_stale_temps(folder)
         study = _open_study(config, folder)
-        for point in _recover(study):
+        for point in _recover(study)[:max(budget - _counted(study), 0)]:
             study.enqueue_trial(point, skip_if_exists=False)
         _loop(study, config, budget, workers, threads_per_worker, scheduler, progress, on_trial)
         dataset = trials_dataset(study, config)
@@ -262,21 +282,29 @@ def _loop(study, config, budget, workers, threads, scheduler, progress, on_trial
 
     try:
         def ask():
-            study.sampler = _sampler(config, len(study.get_trials(deepcopy=False)))
+            study.sampler = _sampler(config, _asked(study))
             trial = study.ask(space)
             return trial, (config, dict(trial.params), threads)
 
+        remaining = max(budget - done, 0)
+        if remaining == 0:
+            return
         if workers == 1 and scheduler is None:
-            for _ in range(budget - done):
-                trial, job = ask()
-                finish(trial, evaluate_point(*job))
+            import torch
+
+            previous = torch.get_num_threads()
+            try:
+                for _ in range(remaining):
+                    trial, job = ask()
+                    finish(trial, evaluate_point(*job))
+            finally:
+                torch.set_num_threads(previous)
             return
         from deepreservoir.cluster import DaskPool
 
-        remaining = budget - done
         with DaskPool(scheduler=scheduler, workers=workers,
                       threads_per_worker=threads) as pool:
-            # in flight: one trial per worker thread (a scheduler's cluster decides how many)
+            # in flight: one trial per local worker; on a scheduler, one per worker thread
             pool.stream(evaluate_point, ask, finish, total=remaining,
                         in_flight=None if scheduler is not None else workers)
     finally:
@@ -287,8 +315,9 @@ def trials_dataset(study, config: ExperimentConfig):
     """Every trial of ``study`` as an xarray Dataset along ``trial``.
 
     Variables: ``value`` (the metric's mean over the seeds; NaN when failed),
-    ``state``, one variable per parameter (``param_NAME``), and the mean of every
-    other metric (``mean_NAME``). Attributes: the metric, direction, best trial.
+    ``state``, ``error`` (why a trial failed; empty otherwise), one variable per
+    parameter (``param_NAME``), and the mean of every other metric
+    (``mean_NAME``). Attributes: the metric, direction, best trial.
     """
     import xarray as xr
 
@@ -308,6 +337,8 @@ def trials_dataset(study, config: ExperimentConfig):
             values = np.asarray([_spelling(t.params[name]) if name in t.params else ""
                                  for t in every], dtype=object)
         data[f"param_{name}"] = ("trial", values)
+    data["error"] = ("trial", np.asarray([str(t.user_attrs.get("error", "")) for t in every],
+                                         dtype=object))
     metric_names = sorted({k for t in every for k in t.user_attrs.get("metrics", {})})
     for name in metric_names:
         data[f"mean_{name}"] = ("trial", np.asarray(

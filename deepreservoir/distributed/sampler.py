@@ -62,6 +62,11 @@ class ShardedSampler:
         This process and the number of processes.
     warmup : int
         Steps the loss leaves out (for :func:`loss_rows`).
+    seed : int, optional
+        With several processes, torch's global generator is seeded from
+        ``(seed, epoch)`` as each epoch's batches begin, the same on every
+        process, so a sampler that draws from it (a ``DataLoader`` with
+        ``shuffle=True`` and no generator of its own) shuffles alike everywhere.
 
     Examples
     --------
@@ -77,17 +82,23 @@ class ShardedSampler:
     [(1, 3), (1, 2)]
     """
 
-    def __init__(self, sampler, rank: int, world: int, warmup: int = 0) -> None:
+    def __init__(self, sampler, rank: int, world: int, warmup: int = 0,
+                 seed: int | None = None) -> None:
         self.sampler = sampler
         self.rank = int(rank)
         self.world = int(world)
         self.warmup = int(warmup)
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def batches(self, epoch: int) -> Iterator[ShardBatch]:
         """This process's share of each global batch of epoch ``epoch``."""
+        if self.seed is not None and self.world > 1:
+            from deepreservoir.training.options import derive_seed
+
+            torch.default_generator.manual_seed(derive_seed(self.seed, epoch, 1 << 41))
         for batch in self.sampler.batches(epoch):
             index = torch.arange(self.rank, len(batch), self.world)
             share = batch.subset(index, batch.group)

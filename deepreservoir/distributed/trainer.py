@@ -118,16 +118,32 @@ class DataParallelTrainer(Trainer):
     def make_sampler(self, data, sampler):
         """This process's share of the batches a single process would train on."""
         return ShardedSampler(super().make_sampler(data, sampler), self.rank, self.world,
-                              self.config.warmup)
+                              self.config.warmup, self.config.seed)
 
     def forward_loss(self, batch):
-        """The share's mean loss; a leaf zero for an empty share (it joins with zeros)."""
+        """The share's mean loss; a leaf zero for an empty share (it joins with zeros).
+
+        With several processes the forward pass (dropout) draws from torch's
+        generator seeded per ``(seed, epoch, batch, rank)``, inside a fork of the
+        generator: afterwards every process's generator is back to the state the
+        single-process loop set for this batch, the same everywhere, so a sampler
+        that draws from it (a ``DataLoader(shuffle=True)``) shuffles alike on
+        every process.
+        """
         if self.world > 1:
-            seed = derive_seed(self.config.seed, self.epoch, self.batch_index, self.rank)
-            if self.params[0].device.type == "cpu":  # torch.manual_seed also seeds (lazy)
-                torch.default_generator.manual_seed(seed)  # CUDA: ~1 ms a call
-            else:
-                torch.manual_seed(seed)
+            device = self.params[0].device
+            devices = [device.index if device.index is not None else
+                       torch.cuda.current_device()] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                seed = derive_seed(self.config.seed, self.epoch, self.batch_index, self.rank)
+                if device.type == "cpu":  # torch.manual_seed also seeds CUDA (lazy, ~1 ms)
+                    torch.default_generator.manual_seed(seed)
+                else:
+                    torch.manual_seed(seed)
+                return self._share_loss(batch)
+        return self._share_loss(batch)
+
+    def _share_loss(self, batch):
         if batch.rows == 0:
             device = self.params[0].device
             return torch.zeros((), dtype=self.params[0].dtype, device=device,
@@ -172,7 +188,11 @@ class DataParallelTrainer(Trainer):
             start = 0
             for p in params:
                 size = p.numel()
-                p.grad = flat[start:start + size].view_as(p) if id(p) in self._reached else None
+                part = flat[start:start + size].view_as(p)
+                # reached here, or by another process (its summed gradient is not zero):
+                # every process then steps the same parameters, with no extra bytes sent
+                reached = id(p) in self._reached or bool(part.ne(0).any())
+                p.grad = part if reached else None
                 start += size
         if failure is not None:
             return f"{failure} (on process {self.rank} of {self.world})"

@@ -211,7 +211,7 @@ def fit_model(model, X: Any, Y: Any = None, *, parallel: Any = None, **options: 
     return _fit_by_gradient(model, X, Y, path, options, parallel)
 
 
-def _callbacks(options: dict[str, Any]) -> list:
+def _callbacks(options: dict[str, Any], writes: bool = True) -> list:
     chosen = []
     if options["checkpoint"] is not None:
         directory = options["checkpoint"]
@@ -220,7 +220,8 @@ def _callbacks(options: dict[str, Any]) -> list:
                                  f"folder or None. Got {format_value(directory)}.")
         checkpoint = Checkpoint(directory, options["checkpoint_every"], options["resume"])
         checkpoint.parameter = "The 'checkpoint' parameter of fit"
-        checkpoint.check_directory()  # before any data is read or epoch run
+        if writes:  # in a data-parallel run only process 0 writes (and checks) the folder
+            checkpoint.check_directory()  # before any data is read or epoch run
         chosen.append(checkpoint)
     if options["verbose"]:
         chosen.append(ProgressBar(options["verbose"]))
@@ -266,7 +267,8 @@ def _check_output(node, name: str, data: Samples, what: str) -> None:
 
 def _fit_by_gradient(model, X, Y, path: str, options: dict[str, Any], parallel=None):
     config = GradientConfig.from_options(options)
-    callbacks = _callbacks(options)  # checks the checkpoint folder before any work
+    # checks the checkpoint folder before any work (on the process that writes it)
+    callbacks = _callbacks(options, parallel is None or getattr(parallel, "rank", 0) == 0)
     if options["seed_labels"] is not None and options["sampler"] is not None:
         raise ParameterError(
             "The 'seed_labels' parameter of fit cannot be used with a 'sampler': the sampler's "

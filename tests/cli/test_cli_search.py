@@ -135,3 +135,27 @@ def test_search_mackey_glass_example_runs_and_reloads_its_best_model(tmp_path):
     assert best > 0 and reloaded > 0
     assert "1 trials finished" in result.stdout
     assert reloaded == pytest.approx(best, rel=0.5)  # one seed of the five, same point
+
+
+def test_sweep_command_on_an_experiment_without_axes_reports_the_seeds(tmp_path, capsys):
+    config = _write(tmp_path, "seeds.toml", TINY)
+    assert main(["sweep", str(config), "--out", str(tmp_path / "s.nc"), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "2 cells: 0 already done, 2 trained now" in text
+    assert "nrmse over 2 seeds: mean" in text
+
+
+def test_a_spent_budget_starts_no_cluster(tmp_path, capsys, monkeypatch):
+    config = _write(tmp_path, "tiny.toml", SEARCH)
+    out = tmp_path / "s"
+    assert main(["search", str(config), "--out", str(out), "--trials", "2",
+                 "--no-progress"]) == 0
+    import deepreservoir.cluster as cluster
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a cluster was started for no trial")
+
+    monkeypatch.setattr(cluster, "DaskPool", no_pool)
+    assert main(["search", str(config), "--out", str(out), "--trials", "1", "--workers", "2",
+                 "--no-progress"]) == 0
+    assert "2 trials" in capsys.readouterr().out.splitlines()[-3]

@@ -169,12 +169,41 @@ class StepBytes(dr.training.Callback):
         self.steps.append(self.counter.bytes - self._start)
 
 
+class SeenRows(dr.training.Callback):
+    """The rows (by their first feature) this process trains on, per epoch."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.epochs.append([])
+
+    def on_batch_begin(self, trainer, batch):
+        self.epochs[-1].extend(batch.x.reshape(len(batch), -1)[:, 0].tolist())
+
+
+def _shuffled_loader():
+    """A user's DataLoader(shuffle=True) without a generator: it draws from torch's."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = blobs()
+    loader = DataLoader(TensorDataset(torch.as_tensor(x), torch.as_tensor(y)), batch_size=25,
+                        shuffle=True)
+    seen = SeenRows()
+    torch.manual_seed(int(os.environ["RANK"]))  # the processes' generators start apart
+    dr.distributed.fit(mlp(), None, None, sampler=loader, callbacks=[seen],
+                       **{**MLP_OPTIONS, "epochs": 3})
+    return seen.epochs, x[:, 0].tolist()
+
+
 def _train(counter):
     x, y = blobs()
     xv, yv = blobs(40, seed=1)
     model = mlp()
     steps = StepBytes(counter)
-    dr.distributed.fit(model, x, y, validation_data=(xv, yv), callbacks=[steps], **MLP_OPTIONS)
+    dr.distributed.fit(model, x, y, validation_data=(xv, yv), callbacks=[steps],
+                       **MLP_OPTIONS)
+    seen, every_row = _shuffled_loader()
     scaffold = sum(t.numel() * t.element_size() for node in model.nodes.values()
                    if isinstance(node, dr.kinds.FrozenWeights)
                    for t in node.frozen_tensors().values() if t is not None)
@@ -192,7 +221,7 @@ def _train(counter):
             "mlp": trained(model), "history": model.history_["loss"].values.tolist(),
             "val": model.history_["val_loss"].values.tolist(), "step_bytes": steps.steps,
             "trainable_bytes": trainable, "scaffold_bytes": scaffold,
-            "recurrent": trained(other),
+            "recurrent": trained(other), "seen": seen, "every_row": every_row,
             "recurrent_history": other.history_["loss"].values.tolist(),
             "esn": trained(ridge)}
 

@@ -196,3 +196,12 @@ def test_one_process_is_model_fit(monkeypatch):
     same = dr.distributed.fit(mlp(), x, y, **options)
     assert all(np.array_equal(a, b) for a, b in zip(trained(same).values(),
                                                     trained(mlp().fit(x, y, **options)).values()))
+
+
+def test_a_shuffling_data_loader_is_split_not_trained_twice(runs):
+    """A DataLoader(shuffle=True) draws from torch's generator: every process draws the
+    same global order (seeded per epoch), so each epoch trains every row once."""
+    first, second = _ok(runs, "train")
+    assert len(first["seen"]) == 3
+    for mine, theirs in zip(first["seen"], second["seen"], strict=True):
+        assert sorted(mine + theirs) == sorted(first["every_row"])

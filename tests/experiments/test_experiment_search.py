@@ -277,3 +277,48 @@ def test_bool_or_mixed_choices_are_written(tmp_path, factory_module, choices):
     dataset, _ = _search(config, tmp_path / "flags", save_best=False)
     assert set(dataset["state"].values) == {"COMPLETE"}
     assert (tmp_path / "flags" / "trials.nc").is_file()
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_search_killed_mid_trial_resumes_with_the_points_of_one_never_stopped(
+        tmp_path, monkeypatch, sampler):
+    import deepreservoir.search as search_module
+
+    config = _config(space={"sr": {"low": 0.1, "high": 2.0}}, trials=5, sampler=sampler)
+    never, _ = _search(config, tmp_path / "never", save_best=False)
+    real, calls = search_module.evaluate_point, []
+
+    def killed_at_the_third(*job):
+        calls.append(job)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C mid-trial: the trial stays RUNNING
+        return real(*job)
+
+    monkeypatch.setattr(search_module, "evaluate_point", killed_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        _search(config, tmp_path / "killed", save_best=False)
+    monkeypatch.setattr(search_module, "evaluate_point", real)
+    resumed, _ = _search(config, tmp_path / "killed", save_best=False)
+    complete = resumed["state"].values == "COMPLETE"
+    assert list(resumed["error"].values[~complete]) == ["interrupted"]
+    np.testing.assert_array_equal(resumed["param_sr"].values[complete],
+                                  never["param_sr"].values)
+    np.testing.assert_array_equal(resumed["value"].values[complete], never["value"].values)
+
+
+def test_grid_axes_are_choices_of_a_search(tmp_path):
+    config = parse_experiment({
+        "experiment": {"model": "esn", "dataset": "mackey_glass", "seeds": [0]},
+        "data": DATA, "params": {"units": 30}, "axes": {"lr": [0.3, 1.0]},
+        "search": {"trials": 4, "space": {"sr": {"low": 0.1, "high": 2.0}}}})
+    dataset, _ = _search(config, tmp_path / "s", save_best=False)
+    assert set(dataset["param_lr"].values) <= {0.3, 1.0}
+    assert list(dataset["error"].values) == [""] * 4
+
+
+def test_bad_worker_counts_are_refused_before_the_folder_is_made(tmp_path):
+    config = _config(trials=2)
+    for keyword, value in (("threads_per_worker", 0), ("workers", "2")):
+        with pytest.raises(ParameterError, match=f"'{keyword}' parameter of run_search"):
+            run_search(config, tmp_path / "s", progress=False, **{keyword: value})
+    assert not (tmp_path / "s").exists()
