@@ -45,6 +45,17 @@ def sidecar_folder(out: Path) -> Path:
 def check_out(out: str | os.PathLike, parameter: str) -> Path:
     """``out`` as a Path ending in ``.nc`` whose sidecar is a folder or absent.
 
+    Parameters
+    ----------
+    out : path
+        The merged Dataset's file.
+    parameter : str
+        How messages name ``out`` (``"The 'out' parameter of run_sweep (--out)"``).
+
+    Returns
+    -------
+    Path
+
     Raises
     ------
     ParameterError
@@ -97,6 +108,19 @@ def deliver(folder: str, name: str, write: Callable[[Path], Any]) -> str | bytes
     with the workers) the cell is written there atomically by ``write(path)`` and
     its path returned; elsewhere (a remote worker without that folder) the file's
     bytes are returned and :func:`run_cells` writes them in the client.
+
+    Parameters
+    ----------
+    folder : str
+        The sidecar folder, as the client resolved it.
+    name : str
+        The cell's file name.
+    write : callable
+        ``write(path)`` writes the cell's file at ``path``.
+
+    Returns
+    -------
+    str or bytes
     """
     path = Path(folder) / name
     if path.parent.is_dir():

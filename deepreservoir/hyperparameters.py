@@ -24,11 +24,29 @@ __all__ = ["node_hyperparameters", "split_key", "with_hyperparameters"]
 def split_key(key: str, nodes: Mapping[str, Any], parameter: str) -> tuple[str, str]:
     """``"node.parameter"`` → ``(node, parameter)``, checked against ``nodes``.
 
+    Parameters
+    ----------
+    key : str
+        ``"Reservoir-0.sr"``: a node's name (node names hold no dot) and an argument.
+    nodes : mapping
+        The model's nodes by name.
+    parameter : str
+        How the caller names the keys, for the message.
+
+    Returns
+    -------
+    (str, str)
+        The node's name and the argument.
 
     Raises
     ------
     ParameterError
-        No node of ``nodes`` prefixes ``key``, or nothing follows the node's name.
+        The part before the first dot is not a node of ``nodes``, or nothing follows it.
+
+    Examples
+    --------
+    >>> split_key("Ridge-0.ridge", {"Ridge-0": None}, "axes")
+    ('Ridge-0', 'ridge')
     """
     node, _, argument = key.partition(".")
     if node not in nodes or not argument:
@@ -39,12 +57,25 @@ def split_key(key: str, nodes: Mapping[str, Any], parameter: str) -> tuple[str, 
 
 
 def node_hyperparameters(node) -> list[str]:
-    """The constructor arguments of ``node``'s class that a key may set."""
+    """The constructor arguments of ``node``'s class that a key may set.
+
+    Every named argument but ``self``, ``name``, ``input_dim`` and ``dtype``
+    (the graph and the model's dtype decide those), in signature order.
+
+    Parameters
+    ----------
+    node : Node
+
+    Returns
+    -------
+    list of str
+    """
     hidden = {"self", "name", "input_dim", "dtype"}
-    return [p for p in inspect.signature(type(node).__init__).parameters
-            if p not in hidden and not p.startswith("_")
-            and inspect.signature(type(node).__init__).parameters[p].kind
-            not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    arguments = inspect.signature(type(node).__init__).parameters
+    return [name for name, argument in arguments.items()
+            if name not in hidden and not name.startswith("_")
+            and argument.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                      inspect.Parameter.VAR_KEYWORD)]
 
 
 def with_hyperparameters(model, overrides: Mapping[str, Any], *, parameter: str = "overrides",

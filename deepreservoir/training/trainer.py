@@ -178,8 +178,19 @@ class Trainer:
         return value.detach()
 
     def forward_loss(self, batch: Samples) -> tuple[Tensor | None, str | None]:
-        """The batch's loss (a 0-d tensor with its graph), or ``(value, why)`` when the
-        forward pass or the loss is not finite (``value`` may then be ``None``)."""
+        """The batch's loss and, when the forward pass or the loss is not finite, why.
+
+        Parameters
+        ----------
+        batch : Samples
+
+        Returns
+        -------
+        value : Tensor or None
+            The 0-d loss with its graph (``None`` when the forward pass failed).
+        failure : str or None
+            Why the step must fail (names the epoch and batch), or ``None``.
+        """
         out, failure = _forward(self.model, batch.x)
         if failure is not None:
             return None, (f"The forward pass became non-finite at epoch {self.epoch + 1} (of "
@@ -214,11 +225,17 @@ class Trainer:
         return failure
 
     def loss_share(self, batch: Samples) -> float:
-        """Samples the batch's mean loss stands for in the epoch's loss: ``len(batch)``."""
+        """Samples the batch's mean loss stands for in the epoch's loss: ``len(batch)``.
+
+        A data-parallel trainer counts its share of the global batch instead.
+        """
         return len(batch)
 
     def epoch_loss(self, running: float, count: float) -> float:
-        """The epoch's loss from the sums of ``loss * share`` and of the shares."""
+        """The epoch's loss from the sums of ``loss * share`` and of the shares.
+
+        A data-parallel trainer sums both over the processes first.
+        """
         return running / max(count, 1)
 
     def fail(self, what: str) -> None:
