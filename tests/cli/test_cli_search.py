@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -159,3 +160,16 @@ def test_a_spent_budget_starts_no_cluster(tmp_path, capsys, monkeypatch):
     assert main(["search", str(config), "--out", str(out), "--trials", "1", "--workers", "2",
                  "--no-progress"]) == 0
     assert "2 trials" in capsys.readouterr().out.splitlines()[-3]
+
+
+@pytest.mark.slow
+def test_an_experiment_grid_on_two_workers_equals_one_in_this_process(tmp_path):
+    pytest.importorskip("distributed")
+    config = _write(tmp_path, "grid.toml", GRID)
+    here, there = tmp_path / "here.nc", tmp_path / "there.nc"
+    assert main(["sweep", str(config), "--out", str(here), "--no-progress"]) == 0
+    assert main(["sweep", str(config), "--out", str(there), "--workers", "2",
+                 "--no-progress"]) == 0
+    one, two = xr.open_dataset(here), xr.open_dataset(there)
+    for name in ("nrmse", "rmse", "r2"):
+        np.testing.assert_array_equal(one[name].values, two[name].values)
