@@ -158,10 +158,10 @@ def check_where(workers: int, threads_per_worker: int, scheduler: str | None, ow
         Dask is needed (``workers > 1`` or a scheduler) and not installed.
     """
     scheduler_parameter = f"The 'scheduler' parameter of {owner} (--scheduler)"
-    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ParameterError(f"The {name!r} parameter of {owner} must be an int >= 1. "
-                                 f"Got {value!r}.")
+    from deepreservoir.cluster import positive_int
+
+    positive_int(workers, "workers", owner)
+    positive_int(threads_per_worker, "threads_per_worker", owner)
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise ParameterError(f"{scheduler_parameter} must be the address of a running Dask "
                              f"scheduler (e.g. tcp://host:8786) or None. Got {scheduler!r}.")

@@ -214,20 +214,22 @@ def _cmd_sweep(args) -> int:
 
     workers, threads = _where(args, "sweep", "train the cells")
     out = args.out if args.out is not None else Path(args.config.with_suffix(".nc").name)
-    if is_experiment(read_toml(args.config)):
+    document = read_toml(args.config)  # read once; either kind of grid parses it
+    where, base = str(args.config), args.config.parent
+    if is_experiment(document):
         from deepreservoir.cli_report import experiment_grid_text
-        from deepreservoir.experiment_config import load_experiment
+        from deepreservoir.experiment_config import parse_experiment
         from deepreservoir.experiment_sweep import run_experiment_sweep
 
         merged, stats = run_experiment_sweep(
-            load_experiment(args.config), out, workers=workers, threads_per_worker=threads,
-            scheduler=args.scheduler, progress=not args.no_progress)
+            parse_experiment(document, where, base), out, workers=workers,
+            threads_per_worker=threads, scheduler=args.scheduler, progress=not args.no_progress)
         report = experiment_grid_text(merged)
     else:
         from deepreservoir.cli_report import lottalora_grid_text
-        from deepreservoir.sweep import load_config, run_sweep
+        from deepreservoir.sweep import parse_config, run_sweep
 
-        merged, stats = run_sweep(load_config(args.config), out, workers=workers,
+        merged, stats = run_sweep(parse_config(document, where, base), out, workers=workers,
                                   threads_per_worker=threads, scheduler=args.scheduler,
                                   progress=not args.no_progress)
         report = lottalora_grid_text(merged)

@@ -38,7 +38,8 @@ from deepreservoir._extras import DISTRIBUTED_MODULES, require_extra
 from deepreservoir._processes import die_with_parent
 from deepreservoir.errors import ParameterError, TrainingError
 
-__all__ = ["CONNECT_TIMEOUT", "DaskPool", "check_scheduler", "dask_setup", "run_jobs"]
+__all__ = ["CONNECT_TIMEOUT", "DaskPool", "check_scheduler", "dask_setup", "positive_int",
+           "run_jobs"]
 
 #: Seconds to wait for a scheduler given by address before giving up.
 CONNECT_TIMEOUT = 10.0
@@ -49,7 +50,9 @@ _PARENT_ENV = "DEEPRESERVOIR_DASK_PARENT"
 _THREADS_ENV = "DEEPRESERVOIR_NUM_THREADS"
 
 
-def _positive_int(value: Any, name: str, owner: str) -> int:
+def positive_int(value: Any, name: str, owner: str) -> int:
+    """``value`` when it is an int >= 1 (not a bool); else a ParameterError naming
+    ``name``, its ``owner`` (the function the user called) and the value."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ParameterError(f"The {name!r} parameter of {owner} must be an int >= 1. "
                              f"Got {value!r}.")
@@ -236,8 +239,8 @@ class DaskPool:
     def __init__(self, *, scheduler: str | None = None, workers: int = 2,
                  threads_per_worker: int = 1,
                  parameter: str = "The 'scheduler' parameter of DaskPool"):
-        self.workers = _positive_int(workers, "workers", "DaskPool")
-        self.threads_per_worker = _positive_int(threads_per_worker, "threads_per_worker",
+        self.workers = positive_int(workers, "workers", "DaskPool")
+        self.threads_per_worker = positive_int(threads_per_worker, "threads_per_worker",
                                                 "DaskPool")
         if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
             raise ParameterError(f"{parameter} must be the address of a running Dask scheduler "
@@ -406,7 +409,7 @@ class DaskPool:
                                  f">= 0. Got {total!r}.")
         if in_flight is None:
             in_flight = self._slots()
-        _positive_int(in_flight, "in_flight", "DaskPool.stream")
+        positive_int(in_flight, "in_flight", "DaskPool.stream")
         from distributed import as_completed
 
         futures: dict[Any, tuple[Any, tuple]] = {}
@@ -479,8 +482,8 @@ def run_jobs(fn: Callable[..., Any], jobs: Iterable[tuple],
     parameters and errors). ``on_start(description)`` is called once the jobs
     have somewhere to run (:meth:`DaskPool.describe` or ``"running in this process"``).
     """
-    _positive_int(workers, "workers", "run_jobs")
-    _positive_int(threads_per_worker, "threads_per_worker", "run_jobs")
+    positive_int(workers, "workers", "run_jobs")
+    positive_int(threads_per_worker, "threads_per_worker", "run_jobs")
     if workers == 1 and scheduler is None:
         import torch
 

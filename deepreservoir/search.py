@@ -362,9 +362,6 @@ def _best(study, config: ExperimentConfig, folder: Path, save: bool) -> dict[str
     from deepreservoir.experiment import train_trial
     from deepreservoir.experiment_data import data_kind
 
-    def task_kind(config):
-        return data_kind(config.dataset, config.data)
-
     complete = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
     if not complete:
         errors = [t.user_attrs.get("error") for t in study.get_trials(deepcopy=False)]
@@ -380,7 +377,7 @@ def _best(study, config: ExperimentConfig, folder: Path, save: bool) -> dict[str
         dr.save(model, target, overwrite=True)
         best["artifact"] = str(target)
         best["artifact_metrics"] = metrics
-        if task_kind(config) == "series":
+        if data_kind(config.dataset, config.data) == "series":
             best["artifact_note"] = ("artifact_metrics score the saved model on the test series "
                                      "run after the training series (an ESN's state carries "
                                      "over): run x_train, then x_test")
