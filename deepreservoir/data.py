@@ -297,7 +297,10 @@ def as_step(x: object, *, name: str = "x", dtype: torch.dtype = torch.float32,
         # The common case, checked in numpy (a NaN or Inf makes the sum non-finite; so
         # can an overflow, which the exact check below then clears): microseconds.
         tensor, backend = torch.from_numpy(x[None] if single else x), "numpy"
-        finite = tensor.dtype.itemsize <= dtype.itemsize
+        # Narrowing (float64 data, float32 model) overflows only beyond the model
+        # dtype's largest value: one numpy max instead of a torch check.
+        finite = (tensor.dtype.itemsize <= dtype.itemsize
+                  or float(np.abs(x).max(initial=0.0)) <= torch.finfo(dtype).max)
         same = tensor.dtype == dtype and str(device) == "cpu"
     else:
         tensor, backend = _to_tensor(x, name)

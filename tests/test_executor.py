@@ -318,13 +318,33 @@ def _sparse_matrix(units, density, seed, dtype):
     return dense.to(dtype)
 
 
+def _rounding_bound(W, lr, dtype, states):
+    """Largest difference two correctly rounded forms of the loop can reach.
+
+    One step of either form rounds the product (at most ``k`` terms per row, in any
+    order), the activation (the sigmoid form of tanh: 2 ulp of 1) and the leak, so
+    the two differ by ``δ ≤ (k + 4)·eps·scale`` per step. The update is a contraction
+    with constant ``L = 1 − lr + lr·‖W‖∞ < 1`` in the max norm (every activation here
+    is 1-Lipschitz), so the difference stays below ``δ / (1 − L)``.
+    """
+    dense = W.to_dense() if W.layout != torch.strided else W
+    norm = float(dense.abs().sum(dim=1).max())
+    assert norm < 1, "the bound needs a contraction"
+    terms = int((dense != 0).sum(dim=1).max())
+    scale = max(1.0, float(states.abs().max()), float(dense.abs().max()))
+    contraction = 1.0 - lr + lr * norm
+    return (terms + 4) * torch.finfo(dtype).eps * scale / (1.0 - contraction)
+
+
 @pytest.mark.parametrize("layout", ["dense", "csr64", "csr32"])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("lr", [1.0, 0.3])
 @pytest.mark.parametrize("activation", ["tanh", "identity", "relu"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("ragged", [True, False])
-def test_in_place_loop_is_bitwise_the_plain_loop(layout, batch, lr, activation, dtype, ragged):
+def test_in_place_loop_matches_the_plain_loop(layout, batch, lr, activation, dtype, ragged):
+    """Bitwise with ragged lengths (the masked loop keeps the reference's operations);
+    otherwise the fused loop, to the rounding bound above."""
     import warnings
 
     dense = _sparse_matrix(60, 0.1, 0, dtype)
@@ -335,7 +355,8 @@ def test_in_place_loop_is_bitwise_the_plain_loop(layout, batch, lr, activation, 
     gen = torch.Generator().manual_seed(1)
     drive = torch.randn(batch, 50, 60, generator=gen, dtype=torch.float64).to(dtype)
     state = torch.randn(batch, 60, generator=gen, dtype=torch.float64).to(dtype)
-    lengths = torch.tensor([50, 21, 4])[:batch] if batch > 1 and ragged else None
+    masked = batch > 1 and ragged
+    lengths = torch.tensor([50, 21, 4])[:batch] if masked else None
     act = F.get_activation(activation)
     want_states, want_final = _plain_loop(state, drive, W, lr, act, lengths)
     drive_before, state_before = drive.clone(), state.clone()
@@ -344,10 +365,11 @@ def test_in_place_loop_is_bitwise_the_plain_loop(layout, batch, lr, activation, 
         aliased = drive.clone()
         over_states, over_final = F.run_reservoir(state, aliased, W, lr, act, lengths,
                                                   out=aliased)
-    for got in (got_states, over_states):
-        assert torch.equal(got, want_states)
-    for got in (got_final, over_final):
-        assert torch.equal(got, want_final)
+    bound = 0.0 if masked else _rounding_bound(W, lr, dtype, want_states)
+    for got, want in ((got_states, want_states), (over_states, want_states),
+                      (got_final, want_final), (over_final, want_final)):
+        assert float((got - want).abs().max()) <= bound
+    assert torch.equal(got_states, over_states)
     assert over_states.data_ptr() == aliased.data_ptr()
     assert torch.equal(drive, drive_before) and torch.equal(state, state_before)
 
@@ -362,7 +384,7 @@ def test_csr_operator_has_int32_indices_and_the_same_entries():
 
 
 def test_loop_with_gradient_uses_autograd_and_matches():
-    dense = _sparse_matrix(30, 0.3, 4, torch.float64)
+    dense = 0.8 * _sparse_matrix(30, 0.3, 4, torch.float64)  # ‖W‖∞ < 1: a contraction
     drive = torch.randn(2, 20, 30, dtype=torch.float64, requires_grad=True)
     state = torch.zeros(2, 30, dtype=torch.float64)
     states, _ = F.run_reservoir(state, drive, dense, 0.5, torch.tanh)
@@ -371,10 +393,11 @@ def test_loop_with_gradient_uses_autograd_and_matches():
     assert drive.grad is not None and torch.isfinite(drive.grad).all()
     with torch.no_grad():
         again, _ = F.run_reservoir(state, drive, dense, 0.5, torch.tanh)
-    assert torch.equal(again, states.detach())
+    assert float((again - states.detach()).abs().max()) <= _rounding_bound(
+        dense, 0.5, torch.float64, again)
 
 
-def test_node_run_is_bitwise_the_plain_loop():
+def test_node_run_is_the_plain_loop_to_rounding():
     reservoir = dr.Reservoir(80, sr=0.9, lr=0.3, bias_scaling=0.5, seed=4,
                              dtype=torch.float64)
     data = torch.as_tensor(np.stack([_series(60, 2, seed=s) for s in range(3)]))
@@ -382,7 +405,8 @@ def test_node_run_is_bitwise_the_plain_loop():
     drive = F.reservoir_drive(data, reservoir.Win_, reservoir.bias_)
     want, _ = _plain_loop(torch.zeros(3, 80, dtype=torch.float64), drive,
                           reservoir.recurrent_operator(3), 0.3, torch.tanh)
-    assert torch.equal(states, want)
+    # ρ(W) = 0.9 but ‖W‖∞ > 1, so no contraction bound applies; 1e-13 is ~500 ulp.
+    assert float((states - want).abs().max()) < 1e-13
 
 
 def test_structure_cache_follows_graph_and_seed_changes():

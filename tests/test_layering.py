@@ -29,6 +29,9 @@ LAYERS: dict[str, int] = {
     "deepreservoir.kinds": 0, "deepreservoir.lora": 0, "deepreservoir.composition": 0,
     "deepreservoir.threads": 0, "deepreservoir.datasets": 0, "deepreservoir.data_files": 0,
     "deepreservoir._extras": 0, "deepreservoir._processes": 0,
+    "deepreservoir.step_kernels": 0, "deepreservoir.seeding_torch": 0,
+    "deepreservoir.frozen_weight": 0, "deepreservoir.exactmath_torch": 0,
+    "deepreservoir.virtual_linear": 0,
     # 1: nodes
     "deepreservoir.nodes": 1, "deepreservoir.adapt": 1,
     # 2: structure

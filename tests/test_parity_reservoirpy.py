@@ -165,16 +165,20 @@ def test_esn_ridge_matches_reservoirpy(features, lr):
     assert np.max(np.abs(ours_model.run(X_test, reset=True)[:10] - theirs[:10])) > 1e-4
 
 
-@pytest.mark.parametrize("density", [0.1, 0.3], ids=["csr-W", "dense-W-for-large-batch"])
-def test_large_batch_matches_reservoirpy_series_by_series(density):
-    # B = 20 crosses the batch size at which our CPU reservoir switches from CSR to
-    # dense W at 30 % density; at 10 % it stays CSR (an (N, N) by (N, B) CSR product).
+@pytest.mark.parametrize("kernel", ["csr", "dense"])
+@pytest.mark.parametrize("density", [0.1, 0.3])
+def test_large_batch_matches_reservoirpy_series_by_series(density, kernel):
+    # B = 20 series in one (N, N) by (N, B) product per step, with each product kernel
+    # pinned (the automatic choice measures them and picks one).
+    from deepreservoir.step_kernels import step_kernel
+
     W, Win, bias = explicit_weights(N_UNITS, 1, density, seed=8)
     X = np.stack([_signal(500, 1, seed=s) for s in range(20)])  # (20, 500, 1)
     ours_node = _ours(W, Win, bias, 0.3)
-    ours = ours_node.run(X)
-    layout = ours_node.recurrent_operator(20).layout
-    assert layout == (torch.sparse_csr if density == 0.1 else torch.strided)
+    with step_kernel(kernel):
+        ours = ours_node.run(X)
+        layout = ours_node.recurrent_operator(20).layout
+    assert layout == (torch.sparse_csr if kernel == "csr" else torch.strided)
 
     theirs = np.asarray(_theirs(W, Win, bias, 0.3).run(X))
     assert ours.shape == theirs.shape == (20, 500, N_UNITS)

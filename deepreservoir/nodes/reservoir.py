@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from deepreservoir import functional as F
+from deepreservoir import step_kernels
 from deepreservoir.constraints import AnyOf, Interval, OneOf, Predicate, is_array_like
 from deepreservoir.errors import ParameterError
 from deepreservoir.families import Binary, get_family, make_weight
@@ -28,20 +29,6 @@ from deepreservoir.seeding import fingerprint
 from deepreservoir.spectral import spectral_norm, spectral_radius
 
 __all__ = ["DEFAULT_UNITS", "TINY_LEAK", "Reservoir", "TinyLeakWarning"]
-
-# Below these densities of W a CPU reservoir steps with an int32 CSR matrix, above
-# them with the dense one. Measured with benchmarks/bench_step_kernels.py (N = 1000,
-# one thread): CSR is faster at densities up to 0.2 for every batch size tried
-# (1, 8, 32); at 0.3 it still wins for small batches but dense wins at B = 32.
-_SPARSE_THRESHOLD = 0.35
-_SPARSE_THRESHOLD_LARGE_BATCH = 0.25
-_LARGE_BATCH = 16
-
-
-def _sparse_is_faster(density: float, batch_size: int) -> bool:
-    limit = _SPARSE_THRESHOLD if batch_size < _LARGE_BATCH else _SPARSE_THRESHOLD_LARGE_BATCH
-    return density < limit
-
 
 class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, Gated,
                 WeightedLayer):
@@ -418,8 +405,7 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
         """Multiply-adds of one step for one series: the stored entries of W and Win, and
         the adapter's ``2·N·r``."""
         self._require_built()
-        self.recurrent_operator()
-        density = self._operator_cache[1]
+        density = self._density()
         return int(density * self.units**2 + self.Win_.numel() + 2 * self.units * self.rank_)
 
     def _lora_operator(self) -> Tensor:
@@ -441,25 +427,33 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
     def recurrent_operator(self, batch_size: int = 1) -> Tensor:
         """W in the form fastest for stepping ``batch_size`` series at once.
 
-        On the CPU, a W sparser than a batch-size-dependent threshold (0.35 below
-        16 series, 0.25 from 16) is stepped as a CSR matrix with int32 indices
-        (:func:`deepreservoir.functional.csr_operator`); otherwise, and on other
-        devices, as the dense W. Both give the same product up to rounding. The
-        density and the CSR matrix are cached per W.
+        The form (sparse CSR, dense, or 8 × 8 blocks) is measured once per shape,
+        batch size, dtype, device and thread count by
+        :func:`deepreservoir.step_kernels.choose_kernel`, or pinned with
+        :func:`deepreservoir.step_kernels.set_step_kernel`. All forms give the
+        same product up to rounding. The density and each form are cached per W.
         """
         self._require_built()
         W = self.W_
+        forms = self._operator_forms()
+        kernel = step_kernels.choose_kernel(W, batch_size, forms["nnz"])
+        if kernel == "dense":
+            return W
+        if kernel not in forms:
+            forms[kernel] = step_kernels.operator_for(W, kernel)
+        return forms[kernel]
+
+    def _operator_forms(self) -> dict[str, Any]:
+        W = self.W_
         key = (W.data_ptr(), W._version, W.device, W.dtype)
         if self._operator_cache is None or self._operator_cache[0] != key:
-            density = float((W != 0).float().mean()) if W.numel() else 1.0
-            self._operator_cache = (key, density, None)
-        _, density, csr = self._operator_cache
-        if W.device.type != "cpu" or not _sparse_is_faster(density, batch_size):
-            return W
-        if csr is None:
-            csr = F.csr_operator(W)
-            self._operator_cache = (key, density, csr)
-        return csr
+            nnz = int(torch.count_nonzero(W)) if W.numel() else 0
+            self._operator_cache = (key, nnz / max(W.numel(), 1), {"nnz": nnz})
+        return self._operator_cache[2]
+
+    def _density(self) -> float:
+        self._operator_forms()
+        return self._operator_cache[1]
 
     def initial_state(self, batch_size: int) -> Tensor:
         return torch.zeros(batch_size, self.units, dtype=self.dtype, device=self.device)

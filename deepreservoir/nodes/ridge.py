@@ -141,7 +141,7 @@ class Ridge(Node, ClosedForm):
             x_shift = x.new_zeros(x.shape[1])
             y_shift = y.new_zeros(y.shape[1])
         return SufficientStatistics(
-            {"xtx": x.T @ x, "xty": x.T @ y, "x_sum": x.sum(0), "y_sum": y.sum(0),
+            {"xtx": F.gram(x.contiguous()), "xty": x.T @ y, "x_sum": x.sum(0), "y_sum": y.sum(0),
              "yty": (y * y).sum(), "x_shift": x_shift, "y_shift": y_shift}, int(x.shape[0]))
 
     @staticmethod

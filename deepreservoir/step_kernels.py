@@ -1,0 +1,508 @@
+r"""The reservoir's time loop at speed: the product kernel chosen by measurement, and a fused loop.
+
+A reservoir spends its time in ``T`` repetitions of one step,
+``x[t] = (1 − lr)·x[t−1] + lr·f(W·x[t−1] + d[t])``, where the drive
+``d[t] = Win·u[t] + b`` is computed for all steps at once before the loop.
+This module runs that loop when no gradient is needed; the differentiable
+reference loop stays in :func:`deepreservoir.functional.run_reservoir`.
+
+The product kernel
+------------------
+``W·x`` is the step's cost. Which form of ``W`` is fastest depends on the
+density of ``W``, on ``N``, on the batch size ``B``, on the dtype, on the
+device and on the number of threads, so it is **measured**, not guessed:
+
+* ``"csr"``: ``W`` as a sparse CSR matrix with int32 indices, the state kept
+  as ``(N, B)`` (the layout the sparse product wants);
+* ``"dense"``: the dense ``W``, the state kept as ``(B, N)``;
+* ``"bsr"``: ``W`` in 8 × 8 blocks; a candidate only when at least half of
+  each stored block is non-zero (a random sparse ``W`` never is: 8 × 8 blocks of
+  a 10 %-dense ``W`` are 84 % zeros, and the product was 5–13× slower than CSR).
+
+:func:`choose_kernel` times each candidate product on a random operand of the
+actual shape (at most 64 columns, a few repeats, the fastest wins unless
+it beats the sparse form by less than 5 %) and caches the decision per
+``(shape, nnz, B, dtype, device, threads)``; a candidate whose product would
+take more than about 10⁹ floating-point operations is not timed but ruled by
+density. :func:`kernel_choices` shows the cache. The choice can be pinned with
+:func:`set_step_kernel` (or the context manager :func:`step_kernel`, or the
+environment variable ``DEEPRESERVOIR_STEP_KERNEL``). Kernels differ in the
+order of their sums, so states computed with different kernels agree to
+rounding, not bit for bit: pin the kernel when runs in different processes
+must be bitwise equal.
+
+The fused loop
+--------------
+:func:`run_inplace` allocates its buffers once and then, per step, makes one
+call for the product and the drive (``torch.addmm``/``addmv`` add the drive
+inside the product), and two to three in-place passes for the tail. With
+``tanh`` it uses the identity
+
+.. math::
+
+    \tanh(p) = 2\,\sigma(2p) - 1,
+
+because the logistic ``σ`` costs a quarter of ``tanh`` on CPUs where ``tanh``
+runs MKL-VML's slow path. The leak is ``torch.lerp(x, f, lr) = x + lr·(f − x)``.
+Both differ from the reference ``(1 − lr)·x + lr·tanh(p)`` by rounding only:
+the absolute error of one step is below 2 ulp of 1 (4.4e-16 in float64,
+2.4e-7 in float32), and a contracting reservoir (ρ(W) < 1) keeps the
+accumulated difference below ``2 ulp / (1 − ρ)``. ``set_step_kernel(tanh="exact")``
+restores ``torch.tanh`` and the reference's order of operations.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from deepreservoir import threads
+from deepreservoir.errors import ParameterError, format_value
+
+__all__ = [
+    "KERNELS",
+    "TANH_FORMS",
+    "choose_kernel",
+    "clear_kernel_choices",
+    "column_block",
+    "kernel_choices",
+    "operator_for",
+    "run_inplace",
+    "set_step_kernel",
+    "step_kernel",
+    "step_kernel_settings",
+]
+
+KERNELS = ("auto", "csr", "dense", "bsr")
+TANH_FORMS = ("sigmoid", "exact")
+ENV_KERNEL = "DEEPRESERVOIR_STEP_KERNEL"
+
+_BLOCK = 8
+_MEASURE_COLUMNS = 64
+_MEASURE_FLOP_LIMIT = 1e9
+_SPARSE_MARGIN = 0.95
+_CACHE_SIZE = 512
+# Rule used for candidates too large to time: below these densities CSR beat the
+# dense product at N = 1000 for every batch size measured (BENCHMARKS.md).
+_RULE_DENSITY = 0.25
+
+_settings: dict[str, str | None] = {"kernel": None, "tanh": "sigmoid"}
+_choices: OrderedDict[tuple, str] = OrderedDict()
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(
+            f"The '{name}' parameter of set_step_kernel must be one of "
+            f"{', '.join(map(repr, choices))}. Got {format_value(value)}.")
+    return value
+
+
+def _kernel_setting() -> str:
+    if _settings["kernel"] is not None:
+        return _settings["kernel"]
+    value = os.environ.get(ENV_KERNEL, "auto")
+    if value not in KERNELS:
+        raise ParameterError(
+            f"The environment variable {ENV_KERNEL} must be one of "
+            f"{', '.join(map(repr, KERNELS))}. Got {value!r}.")
+    return value
+
+
+def step_kernel_settings() -> dict[str, str]:
+    """The kernel setting in force and the form of ``tanh`` the fused loop uses.
+
+    Returns
+    -------
+    dict
+        ``{"kernel": "auto" | "csr" | "dense" | "bsr", "tanh": "sigmoid" | "exact"}``.
+    """
+    return {"kernel": _kernel_setting(), "tanh": str(_settings["tanh"])}
+
+
+def set_step_kernel(kernel: str | None = None, *, tanh: str | None = None) -> dict[str, str]:
+    """Pin the product kernel of the time loop, or the form of ``tanh``.
+
+    Parameters
+    ----------
+    kernel : {"auto", "csr", "dense", "bsr"}, optional
+        ``"auto"`` (the default) measures the candidates per shape; the others
+        force one form on every device (``"csr"``/``"bsr"`` on a device without
+        sparse support falls back to dense). ``None`` leaves it unchanged.
+    tanh : {"sigmoid", "exact"}, optional
+        ``"sigmoid"`` (default) computes ``tanh(p)`` as ``2σ(2p) − 1`` and the leak
+        with ``lerp``; ``"exact"`` uses ``torch.tanh`` and the reference order of
+        operations. ``None`` leaves it unchanged.
+
+    Returns
+    -------
+    dict
+        The previous settings, which can be passed back to restore them.
+    """
+    previous = step_kernel_settings()
+    if kernel is not None:
+        _settings["kernel"] = _check_choice("kernel", kernel, KERNELS)
+    if tanh is not None:
+        _settings["tanh"] = _check_choice("tanh", tanh, TANH_FORMS)
+    return previous
+
+
+@contextmanager
+def step_kernel(kernel: str | None = None, *, tanh: str | None = None) -> Iterator[None]:
+    """Context manager form of :func:`set_step_kernel`; restores the settings on exit."""
+    saved = dict(_settings)  # unresolved: an unpinned kernel stays unpinned afterwards
+    set_step_kernel(kernel, tanh=tanh)
+    try:
+        yield
+    finally:
+        _settings.update(saved)
+
+
+def kernel_choices() -> dict[tuple, str]:
+    """The cached decisions of :func:`choose_kernel`.
+
+    Returns
+    -------
+    dict
+        ``(shape, nnz, B, dtype, device type, threads) -> kernel``.
+    """
+    return dict(_choices)
+
+
+def clear_kernel_choices() -> None:
+    """Forget the measured decisions, so the next run measures again."""
+    _choices.clear()
+
+
+# ----------------------------------------------------------------- operators
+def _csr(W: Tensor) -> Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+        csr = W.to_sparse_csr()
+        if csr._nnz() >= 2**31 - 1:
+            return csr
+        # int32 indices: MKL converts int64 ones on every product.
+        return torch.sparse_csr_tensor(csr.crow_indices().to(torch.int32),
+                                       csr.col_indices().to(torch.int32), csr.values(),
+                                       size=csr.shape, check_invariants=False)
+
+
+def _block_fill(W: Tensor, nnz: int) -> float:
+    n, m = W.shape
+    if n % _BLOCK or m % _BLOCK or nnz == 0:
+        return 0.0
+    blocks = (W.reshape(n // _BLOCK, _BLOCK, m // _BLOCK, _BLOCK) != 0).any(dim=(1, 3))
+    return nnz / (int(blocks.sum()) * _BLOCK * _BLOCK)
+
+
+def operator_for(W: Tensor, kernel: str) -> Tensor:
+    """``W`` in the storage a kernel multiplies with.
+
+    Parameters
+    ----------
+    W : Tensor, shape (N, N), dense
+    kernel : {"csr", "dense", "bsr"}
+
+    Returns
+    -------
+    Tensor, shape (N, N)
+        Sparse CSR (int32 indices when ``nnz < 2³¹ − 1``), sparse BSR with 8 × 8
+        blocks (the largest of 8, 4, 2, 1 that divides both sizes), or ``W`` itself.
+    """
+    if kernel == "csr":
+        return _csr(W)
+    if kernel == "bsr":
+        block = next(b for b in (_BLOCK, 4, 2, 1) if W.shape[0] % b == 0 == W.shape[1] % b)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse BSR tensor support")
+            return W.to_sparse_bsr((block, block))
+    return W
+
+
+def _sparse_supported(device: torch.device) -> bool:
+    return device.type in ("cpu", "cuda")
+
+
+def _product(operator: Tensor, columns: Tensor) -> Tensor:
+    return torch.mm(operator, columns)
+
+
+def _seconds(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> float:
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fn()
+    synchronize()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def choose_kernel(W: Tensor, batch: int, nnz: int) -> str:
+    """The product kernel for stepping ``batch`` series with ``W``.
+
+    Parameters
+    ----------
+    W : Tensor, shape (N, N), dense
+    batch : int
+        Number of series stepped together.
+    nnz : int
+        Number of non-zero entries of ``W``.
+
+    Returns
+    -------
+    {"csr", "dense", "bsr"}
+        The pinned kernel (see :func:`set_step_kernel`), or the fastest measured
+        candidate for this shape, cached.
+    """
+    setting = _kernel_setting()
+    if setting != "auto":
+        return setting if setting == "dense" or _sparse_supported(W.device) else "dense"
+    n, m = W.shape
+    key = (tuple(W.shape), int(nnz), int(batch), W.dtype, W.device.type,
+           torch.get_num_threads())
+    cached = _choices.get(key)
+    if cached is not None:
+        _choices.move_to_end(key)
+        return cached
+    density = nnz / max(n * m, 1)
+    candidates = ["dense"]
+    if _sparse_supported(W.device) and density < 0.5:
+        candidates.insert(0, "csr")
+        if W.device.type == "cpu" and _block_fill(W, nnz) >= 0.5:
+            candidates.append("bsr")
+    columns = min(int(batch), _MEASURE_COLUMNS)
+    flops = {"dense": 2.0 * n * m * columns, "csr": 2.0 * nnz * columns,
+             "bsr": 2.0 * nnz * columns / max(_block_fill(W, nnz), 1e-9)}
+    timeable = [c for c in candidates if flops[c] <= _MEASURE_FLOP_LIMIT]
+    if len(timeable) < 2:
+        choice = "csr" if "csr" in candidates and density < _RULE_DENSITY else "dense"
+    else:
+        probe = torch.randn(m, columns, dtype=W.dtype, device=W.device,
+                            generator=None if W.device.type != "cpu"
+                            else torch.Generator().manual_seed(0))
+        timings = {}
+        with torch.no_grad():
+            for candidate in timeable:
+                operator = operator_for(W, candidate)
+                timings[candidate] = _seconds(lambda op=operator: _product(op, probe), W.device)
+        choice = min(timings, key=timings.get)
+        if "csr" in timings and choice != "csr" and timings[choice] > _SPARSE_MARGIN * timings["csr"]:
+            choice = "csr"
+    _choices[key] = choice
+    while len(_choices) > _CACHE_SIZE:
+        _choices.popitem(last=False)
+    return choice
+
+
+_BLOCK_WIDTH = 32
+
+
+def column_block(operator: Tensor, batch: int) -> int:
+    """How many series a sparse product handles at once, measured and cached.
+
+    For ``B`` a multiple of 32 and at least 64, the product over 32-column blocks
+    (whose dense operand stays in the core's cache) is timed against the product
+    over all ``B`` columns; the faster wins. Each column's sum runs in the same
+    order either way, so the states are bitwise equal.
+
+    Parameters
+    ----------
+    operator : Tensor, shape (N, N), sparse
+    batch : int
+
+    Returns
+    -------
+    int
+        The block width: ``batch`` or 32.
+    """
+    if batch < 2 * _BLOCK_WIDTH or batch % _BLOCK_WIDTH:
+        return batch
+    key = (tuple(operator.shape), operator.layout, int(batch), operator.dtype,
+           operator.device.type, torch.get_num_threads(), "width")
+    cached = _choices.get(key)
+    if cached is not None:
+        return cached
+    n, m = operator.shape
+    probe = torch.randn(m, batch, dtype=operator.dtype, device=operator.device)
+    blocks = probe.reshape(m, -1, _BLOCK_WIDTH).permute(1, 0, 2).contiguous()
+
+    def blocked():
+        for block in blocks:
+            torch.mm(operator, block)
+
+    with torch.no_grad():
+        whole = _seconds(lambda: torch.mm(operator, probe), operator.device)
+        split = _seconds(blocked, operator.device)
+    width = _BLOCK_WIDTH if split < _SPARSE_MARGIN * whole else batch
+    _choices[key] = width
+    return width
+
+
+# ---------------------------------------------------------------- the loop
+def _fused_tail(pre: Tensor, previous: Tensor, target: Tensor, lr: float | Tensor,
+                full: bool, keep: float | Tensor, activation: Callable[[Tensor], Tensor],
+                sigmoid_tanh: bool) -> None:
+    """``target = (1 − lr)·previous + lr·f(pre)``, overwriting ``pre``; see the module notes."""
+    if sigmoid_tanh:
+        pre.mul_(2.0)
+        torch.sigmoid(pre, out=pre)
+        if full:
+            torch.sub(pre.mul_(2.0), 1.0, out=target)
+            return
+        pre.mul_(2.0).sub_(1.0)
+        torch.lerp(previous, pre, lr, out=target)
+        return
+    fired = torch.tanh(pre, out=pre) if activation is torch.tanh else activation(pre)
+    if full:
+        target.copy_(fired)
+        return
+    torch.mul(previous, keep, out=target)
+    target.add_(fired.mul_(lr))
+
+
+def run_inplace(state: Tensor, drive: Tensor, operator: Tensor, lr: float | Tensor,
+                activation: Callable[[Tensor], Tensor],
+                out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The leaky reservoir loop without autograd, every sequence running all steps.
+
+    ``x[t] = (1 − lr)·x[t−1] + lr·f(W·x[t−1] + drive[t])``
+
+    Parameters
+    ----------
+    state : Tensor, shape (B, N)
+        State before the first step.
+    drive : Tensor, shape (B, T, N)
+        ``Win·u[t] + b`` for every step; read, never written unless it is ``out``.
+    operator : Tensor, shape (N, N)
+        ``W`` as returned by :func:`operator_for`: dense, sparse CSR or sparse BSR.
+    lr : float in (0, 1], or Tensor of shape (N,)
+    activation : callable
+        An elementwise activation; ``torch.tanh`` takes the sigmoid form unless
+        ``set_step_kernel(tanh="exact")``.
+    out : Tensor, shape (B, T, N), optional
+        Receives the states; it may be ``drive`` itself (step ``t`` of the drive is
+        read before step ``t`` of ``out`` is written).
+
+    Returns
+    -------
+    states : Tensor, shape (B, T, N)
+    final : Tensor, shape (B, N)
+
+    Notes
+    -----
+    A step below :data:`deepreservoir.threads.SMALL_STEP_FLOPS` multiply-adds runs
+    on one thread (unless a count is fixed with
+    :func:`deepreservoir.threads.set_num_threads`): under load, a small sparse
+    product on two threads was measured 1000× slower than on one.
+    """
+    batch, steps, units = drive.shape
+    states = out if out is not None else torch.empty_like(drive)
+    if steps == 0:
+        return states, state.clone()
+    flops = (operator._nnz() if operator.layout != torch.strided else operator.numel()) * batch
+    with _step_threads(flops):
+        return _run(state, drive, operator, lr, activation, states)
+
+
+@contextmanager
+def _step_threads(flops: int) -> Iterator[None]:
+    """One thread for small steps (the policy of :mod:`deepreservoir.threads`), restored after."""
+    count = threads.get_num_threads() or (1 if flops < threads.SMALL_STEP_FLOPS else None)
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(state, drive, operator, lr, activation, states):
+    batch = drive.shape[0]
+    sigmoid_tanh = activation is torch.tanh and _settings["tanh"] == "sigmoid"
+    full = not isinstance(lr, Tensor) and lr == 1.0
+    keep = 1.0 - lr
+    if operator.layout == torch.strided:
+        return _run_rows(state, drive, operator, lr, activation, states, full, keep,
+                         sigmoid_tanh)
+    if batch == 1:
+        return _run_vector(state, drive, operator, lr, activation, states, full, keep,
+                           sigmoid_tanh)
+    if isinstance(lr, Tensor):  # per-unit rates run along the middle axis of (·, N, B)
+        lr = lr.reshape(-1, 1)
+        keep = 1.0 - lr
+    width = column_block(operator, batch)
+    return _run_columns(state, drive, operator, lr, activation, states, full, keep,
+                        sigmoid_tanh, width)
+
+
+def _run_rows(state, drive, W, lr, activation, states, full, keep, sigmoid_tanh):
+    """Dense ``W``, state ``(B, N)``: one GEMM and the tail per step."""
+    pre = torch.empty_like(state)
+    previous = state
+    weight_t = W.T
+    for t in range(drive.shape[1]):
+        torch.addmm(drive[:, t], previous, weight_t, out=pre)
+        target = states[:, t]
+        _fused_tail(pre, previous, target, lr, full, keep, activation, sigmoid_tanh)
+        previous = target
+    return states, previous.clone()
+
+
+def _run_vector(state, drive, W, lr, activation, states, full, keep, sigmoid_tanh):
+    """Sparse ``W``, one series: one sparse matrix–vector product per step."""
+    pre = torch.empty_like(state[0])
+    previous = state[0]
+    for t in range(drive.shape[1]):
+        torch.addmv(drive[0, t], W, previous, out=pre)
+        target = states[0, t]
+        _fused_tail(pre, previous, target, lr, full, keep, activation, sigmoid_tanh)
+        previous = target
+    return states, previous.unsqueeze(0).clone()
+
+
+def _run_columns(state, drive, W, lr, activation, states, full, keep, sigmoid_tanh, width):
+    """Sparse ``W``, B > 1: the state lives as ``(B/width, N, width)`` column blocks.
+
+    The sparse product wants its dense operand as ``(N, columns)`` rows; blocks of
+    ``width`` columns keep that operand in cache for large batches. The drive
+    is transposed in chunks of steps before they are needed, and the states are
+    written back through numpy on the CPU, whose transposing copy is about twice
+    as fast as torch's for these shapes.
+    """
+    batch, steps, units = drive.shape
+    blocks = batch // width
+    current = state.reshape(blocks, width, units).transpose(1, 2).contiguous()
+    following = torch.empty_like(current)
+    pre = torch.empty_like(current)
+    on_cpu = states.device.type == "cpu"
+    chunk = max(1, min(steps, (1 << 22) // max(current.numel(), 1)))
+    columns, start = None, 0
+    for t in range(steps):
+        if columns is None or t == start + columns.shape[0]:
+            start = t
+            columns = (drive[:, t:t + chunk].reshape(blocks, width, -1, units)
+                       .permute(2, 0, 3, 1).contiguous())
+        for block in range(blocks):
+            torch.addmm(columns[t - start, block], W, current[block], out=pre[block])
+        _fused_tail(pre, current, following, lr, full, keep, activation, sigmoid_tanh)
+        target = states[:, t].reshape(blocks, width, units)
+        if on_cpu:
+            target.numpy()[...] = following.numpy().transpose(0, 2, 1)
+        else:
+            target.copy_(following.transpose(1, 2))
+        current, following = following, current
+    return states, current.transpose(1, 2).reshape(batch, units).contiguous()
