@@ -297,7 +297,8 @@ def choose_kernel(W: Tensor, batch: int, nnz: int) -> str:
                 operator = operator_for(W, candidate)
                 timings[candidate] = _seconds(lambda op=operator: _product(op, probe), W.device)
         choice = min(timings, key=timings.get)
-        if "csr" in timings and choice != "csr" and timings[choice] > _SPARSE_MARGIN * timings["csr"]:
+        sparse = timings.get("csr")
+        if sparse is not None and choice != "csr" and timings[choice] > _SPARSE_MARGIN * sparse:
             choice = "csr"
     _choices[key] = choice
     while len(_choices) > _CACHE_SIZE:
@@ -333,7 +334,7 @@ def column_block(operator: Tensor, batch: int) -> int:
     cached = _choices.get(key)
     if cached is not None:
         return cached
-    n, m = operator.shape
+    m = operator.shape[1]
     probe = torch.randn(m, batch, dtype=operator.dtype, device=operator.device)
     blocks = probe.reshape(m, -1, _BLOCK_WIDTH).permute(1, 0, 2).contiguous()
 
@@ -406,7 +407,7 @@ def run_inplace(state: Tensor, drive: Tensor, operator: Tensor, lr: float | Tens
     :func:`deepreservoir.threads.set_num_threads`): under load, a small sparse
     product on two threads was measured 1000× slower than on one.
     """
-    batch, steps, units = drive.shape
+    batch, steps = drive.shape[:2]
     states = out if out is not None else torch.empty_like(drive)
     if steps == 0:
         return states, state.clone()
