@@ -1,7 +1,8 @@
 """Training step time, peak training memory and artifact size: LottaLoRA r=8 vs full training.
 
 Model: the paper's large preset (784 → 1024-512-256-128-64 → 10), ReLU, dropout
-0.1 (``--dropout``), AdamW, batch 128, cross-entropy, on random MNIST-shaped data (the step cost
+0.1 (``--dropout``), AdamW (torch's fused kernel on both sides; ``--no-fused`` for the
+for-each one), batch 128, cross-entropy, on random MNIST-shaped data (the step cost
 does not depend on the data). Variants, all measured in the same run:
 
 * ``full (plain torch)``: ``nn.Sequential`` of ``nn.Linear`` layers, every weight trained;
@@ -67,6 +68,8 @@ HIDDEN = (1024, 512, 256, 128, 64)
 D_IN, CLASSES, BATCH = 784, 10, 128
 #: Dropout after every hidden layer (the paper's 0.1; ``--dropout`` changes it).
 DROPOUT = [0.1]
+#: ``torch.optim.AdamW(fused=...)`` for every variant (``--no-fused`` turns it off).
+FUSED = [True]
 VARIANTS = ("full (plain torch)", "LottaLoRA r=8 (deepreservoir graph)",
             "LottaLoRA r=8 (dr.adapt on torch)")
 TARGETS = {"step time": 0.8, "peak memory": 0.6, "artifact": 0.05}
@@ -114,7 +117,7 @@ class Trainer:
 def trainer(variant: str, device: str) -> Trainer:
     model, forward = make(variant, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-2)
+    optimizer = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-2, fused=FUSED[0])
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, D_IN, generator=generator).to(device)
     y = torch.randint(0, CLASSES, (BATCH,), generator=generator).to(device)
@@ -246,7 +249,7 @@ def artifact_sizes() -> dict[str, int]:
 
 def _child(args: argparse.Namespace, flag: str, variant: str) -> str:
     command = [sys.executable, __file__, "--device", args.device, "--dropout",
-               str(args.dropout), flag, variant]
+               str(args.dropout), flag, variant, "--fused" if FUSED[0] else "--no-fused"]
     if args.threads:
         command += ["--threads", str(args.threads)]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072"}
@@ -265,6 +268,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                        help="AdamW(fused=True) on every variant (default)")
     parser.add_argument("--memory", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--tensors", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None)
@@ -272,6 +277,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     DROPOUT[0] = args.dropout
+    FUSED[0] = args.fused
     if args.memory:
         print(resident_peak(args.memory, args.device))
         return
@@ -286,7 +292,8 @@ def main() -> None:
     sizes = artifact_sizes()
     full = VARIANTS[0]
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"{args.rounds} rounds × {args.steps} steps, batch {BATCH}, dropout {args.dropout:g}")
+          f"{args.rounds} rounds × {args.steps} steps, batch {BATCH}, dropout {args.dropout:g}, "
+          f"AdamW fused={args.fused}")
     print("| variant | step wall (ms) | × full | step CPU (ms) | × full | tensor peak (MiB) "
           "| × full | resident peak (MiB) | × full | analytic params+grads+AdamW+frozen (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -315,7 +322,7 @@ def main() -> None:
     if args.out is not None:
         args.out.write_text(json.dumps({
             "device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "dropout": args.dropout,
+            "dropout": args.dropout, "fused": args.fused,
             "rounds": args.rounds, "steps": args.steps, "step_seconds": times,
             "resident_peak_bytes": resident, "tensor_peak_bytes": tensors,
             "analytic_bytes": analytic, **sizes}, indent=1))

@@ -23,6 +23,7 @@ The paper's ablations are callbacks, not branches of the loop:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -95,6 +96,9 @@ def as_callback(value: Any) -> Callback:
 class ProgressBar(Callback):
     """A tqdm bar over batches with the loss and the validation metric.
 
+    The batch loss shown is read from the device at most once per refresh
+    interval of the bar (``mininterval``), never once per batch.
+
     Parameters
     ----------
     verbose : {1, 2}
@@ -104,6 +108,7 @@ class ProgressBar(Callback):
     def __init__(self, verbose: int = 1) -> None:
         self.verbose = verbose
         self.bar = None
+        self._shown = 0.0
 
     def on_fit_begin(self, trainer):
         from tqdm.auto import tqdm
@@ -128,7 +133,11 @@ class ProgressBar(Callback):
     def on_batch_end(self, trainer, batch, loss):
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(self._postfix(trainer, float(loss)), refresh=False)
+            # reading the loss waits for the device: at most once per refresh interval
+            now = time.monotonic()
+            if now - self._shown >= self.bar.mininterval:
+                self._shown = now
+                self.bar.set_postfix(self._postfix(trainer, float(loss)), refresh=False)
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.bar is None:

@@ -85,7 +85,7 @@ def evaluate(model, X: Any, y: Any, *, loss: Any = "cross_entropy",
     try:
         with torch.no_grad():
             for start in range(0, len(data), batch_size):
-                part = data.subset(torch.arange(start, min(start + batch_size, len(data))))
+                part = data.subset(slice(start, start + batch_size))
                 out, tgt = part.select(model(part.x), 0)
                 outputs.append(out)
                 targets.append(tgt)

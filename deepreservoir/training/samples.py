@@ -71,18 +71,29 @@ class Samples:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def subset(self, index: Tensor, group: int | None = None) -> Samples:
-        """The samples at ``index`` (a 1-D int tensor)."""
-        lengths = None if self.lengths is None else self.lengths[index]
+    def subset(self, index: Tensor | slice, group: int | None = None) -> Samples:
+        """The samples at ``index``: a 1-D int tensor (on the samples' device or the CPU)
+        or a slice (a view, no copy)."""
+        lengths = None
+        if self.lengths is not None:
+            lengths = self.lengths[index if isinstance(index, slice)
+                                   or self.lengths.device == index.device
+                                   or index.device.type == "cpu" else index.cpu()]
         return Samples(self.x[index], lengths, self.y[index], self.mask[index], self.per_step,
                        self.labels, group)
 
+    def __getitem__(self, index: slice) -> Samples:
+        """``samples[a:b]``: the samples of a slice, as views."""
+        return self.subset(index, self.group)
+
     def to(self, device: torch.device) -> Samples:
-        """The samples on ``device``."""
-        if self.x.device == device:
+        """The samples (lengths included) on ``device``; ``self`` when they are there."""
+        device = torch.device(device)
+        if all(t is None or _on(t, device) for t in (self.x, self.lengths, self.y, self.mask)):
             return self
         return replace(self, x=self.x.to(device), y=self.y.to(device),
-                       mask=self.mask.to(device))
+                       mask=self.mask.to(device),
+                       lengths=None if self.lengths is None else self.lengths.to(device))
 
     def n_classes(self) -> int:
         """``max label + 1`` over the counted labels."""
@@ -107,6 +118,13 @@ class Samples:
         else:
             last = out[torch.arange(out.shape[0]), self.lengths.to(out.device) - 1]
         return last, self.y.to(out.device)
+
+
+def _on(tensor: Tensor, device: torch.device) -> bool:
+    """Whether ``tensor`` is on ``device`` (``cuda`` means the current CUDA device)."""
+    if tensor.device.type != device.type:
+        return False
+    return device.index is None or tensor.device.index == device.index
 
 
 def targets_are_labels(loss: Any, y: Any) -> bool:
@@ -286,7 +304,11 @@ class ShuffledSampler:
         return sum(-(-len(index) // self.batch_size) for _, index in self.groups)
 
     def batches(self, epoch: int) -> Iterator[Samples]:
-        """The batches of epoch ``epoch``."""
+        """The batches of epoch ``epoch``.
+
+        The order is drawn on the CPU (the same on every device) and sent to the
+        data's device in one copy per epoch; each batch is then cut there.
+        """
         generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch))
         chosen = []
         for group, index in self.groups:
@@ -296,7 +318,11 @@ class ShuffledSampler:
         if len(self.groups) > 1:
             shuffle = torch.randperm(len(chosen), generator=generator).tolist()
             chosen = [chosen[i] for i in shuffle]
-        for group, index in chosen:
+        if not chosen:
+            return
+        sizes = [len(index) for _, index in chosen]
+        flat = torch.cat([index for _, index in chosen]).to(self.data.x.device)
+        for (group, _), index in zip(chosen, torch.split(flat, sizes), strict=True):
             yield self.data.subset(index, group)
 
 

@@ -24,6 +24,17 @@ the first good state. Every epoch is checked at its end, before any callback
 sees it: a bad one restores the last good state and raises
 :class:`~deepreservoir.errors.TrainingError`, the final epoch included, so a
 callback (a checkpoint, early stopping) only ever sees good states.
+
+No host synchronisation per batch
+---------------------------------
+The data move to the device once per fit; batches are cut there. The loss is
+summed on the device, and the first batch whose loss or model output is not
+finite is recorded there (in place of the executor's per-node check); both are
+read once per epoch. A recorded bad batch makes the epoch run again from its
+start (the last good state, same seeds and batches, callbacks included), every
+step checked at once, up to that batch: the error is the immediate check's
+(epoch, batch, node), and the model ends in the last good state as before. See
+:attr:`Trainer.immediate_checks` for trainers that check every step at once.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from deepreservoir.constraints import finite_check, finite_check_enabled
 from deepreservoir.errors import (
     DataError,
     GraphError,
@@ -43,11 +55,18 @@ from deepreservoir.errors import (
     ParameterError,
     TrainingError,
 )
+from deepreservoir.executor import execute, fresh_state, plan_of, require_fitted
 from deepreservoir.kinds import Gated, Scaffolded
 from deepreservoir.lora import LowRankAdapter
 from deepreservoir.threads import thread_scope
 from deepreservoir.training.callbacks import Callback
-from deepreservoir.training.losses import learning_rate, loss_function, make_optimizer, metrics
+from deepreservoir.training.losses import (
+    check_probabilities,
+    learning_rate,
+    loss_function,
+    make_optimizer,
+    metrics,
+)
 from deepreservoir.training.options import GradientConfig, derive_seed
 from deepreservoir.training.samples import Samples, ShuffledSampler
 
@@ -79,14 +98,41 @@ def _reason(error: Exception) -> str:
     return str(error).split(" To get the non-finite values anyway")[0].rstrip(". ")
 
 
+def _outputs(model, x: Tensor) -> Tensor:
+    """``model(x)`` for a batch ``(B, T, F)`` on the device, without its input check (one
+    host read per call): training data were checked when they were read."""
+    require_fitted(model)
+    outputs, _, _ = execute(model, {name: x for name in plan_of(model).inputs}, None,
+                            fresh_state(model, x.shape[0]))
+    return outputs[model.output_names[0]]
+
+
 def _forward(model, x: Tensor) -> tuple[Tensor | None, str | None]:
-    """``model(x)``, or ``(None, why)`` when the executor finds a non-finite output."""
+    """The model's output, or ``(None, why)`` when the executor finds a non-finite output."""
     try:
-        return model(x), None
+        return _outputs(model, x), None
     except DataError as error:
         if not _nonfinite(error):
             raise
         return None, _reason(error)
+
+
+def _seed_generators(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator and ``device``'s, as ``torch.manual_seed`` (~0.2 ms) does."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        torch.cuda.default_generators[index].manual_seed(seed)
+
+
+def _rng_state(device: torch.device, state=None):
+    """Get (``state`` None) or set the CPU generator's state and that of ``device``."""
+    cuda = device.type == "cuda"
+    if state is None:
+        return torch.get_rng_state(), torch.cuda.get_rng_state(device) if cuda else None
+    torch.set_rng_state(state[0])
+    if cuda:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 class Trainer:
@@ -104,7 +150,17 @@ class Trainer:
     config : GradientConfig
         The validated options.
     callbacks : list of Callback
+
+    Attributes
+    ----------
+    immediate_checks : bool or None
+        Class attribute. ``True``: each step's loss and outputs are checked at once
+        (host reads per batch); ``False``: on the device, read once per epoch (see
+        the module docstring); ``None``: at once only in a subclass overriding
+        :meth:`reduce_gradients`, whose processes must fail at the same step.
     """
+
+    immediate_checks: bool | None = None
 
     def __init__(self, model, config: GradientConfig, callbacks: list[Callback] = ()) -> None:
         self.model = model
@@ -133,6 +189,9 @@ class Trainer:
             config.optimizer, [p for p in self.params if id(p) not in gates], config.lr,
             config.weight_decay, [p for p in self.params if id(p) in gates])
         self.loss_fn = loss_function(config.loss)
+        self._immediate = (type(self).reduce_gradients is not Trainer.reduce_gradients
+                           if self.immediate_checks is None else bool(self.immediate_checks))
+        self._first_bad = self._bad_loss = None
         self.history: list[dict[str, float]] = []
         self.gates: list[dict[str, float]] = []
         self.start_epoch = 0
@@ -158,9 +217,11 @@ class Trainer:
         Raises
         ------
         TrainingError
-            The loss, or a node's output (the executor's finite check), is NaN or
-            Inf: the trainable tensors are put back to the last good state first
-            (see the module docstring).
+            With immediate checks (:attr:`immediate_checks`): the loss, or a
+            node's output (the executor's finite check), is NaN or Inf; the
+            trainable tensors are put back to the last good state first (see the
+            module docstring). Otherwise a non-finite step is recorded on the
+            device and raised at the end of the epoch.
         """
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config.schedule, self.config.lr, self.step,
@@ -189,8 +250,18 @@ class Trainer:
         value : Tensor or None
             The 0-d loss with its graph (``None`` when the forward pass failed).
         failure : str or None
-            Why the step must fail (names the epoch and batch), or ``None``.
+            Why the step must fail (names the epoch and batch), or ``None``;
+            always ``None`` without immediate checks (:attr:`immediate_checks`),
+            where a non-finite loss or output is recorded on the device instead.
         """
+        if not self._immediate:
+            checked = finite_check_enabled()
+            with finite_check(False):
+                out = _outputs(self.model, batch.x)
+            prediction, target = batch.select(out, self.config.warmup)
+            value = self.loss_fn(prediction, target)
+            self._record(value.detach(), out.detach() if checked else None)
+            return value, None
         out, failure = _forward(self.model, batch.x)
         if failure is not None:
             return None, (f"The forward pass became non-finite at epoch {self.epoch + 1} (of "
@@ -203,6 +274,15 @@ class Trainer:
                            f"{self.epoch + 1} (of {self.config.epochs}), batch "
                            f"{self.batch_index + 1} (of {self.batches_per_epoch})")
         return value, None
+
+    def _record(self, value: Tensor, out: Tensor | None) -> None:
+        """Keep, on the device, the index and loss of the epoch's first non-finite batch."""
+        bad = ~torch.isfinite(value)
+        if out is not None:
+            bad = bad | ~torch.isfinite(out).all()
+        first = bad & (self._first_bad < 0)
+        self._first_bad = torch.where(first, self.batch_index, self._first_bad)
+        self._bad_loss = torch.where(first, value.to(self._bad_loss.dtype), self._bad_loss)
 
     def reduce_gradients(self, batch: Samples, failure: str | None) -> str | None:
         """Between ``backward`` and the clip: combine gradients across processes.
@@ -346,8 +426,8 @@ class Trainer:
         outputs, targets = [], []
         with torch.no_grad():
             for start in range(0, len(data), _EVAL_BATCH):
-                part = data.subset(torch.arange(start, min(start + _EVAL_BATCH, len(data))))
-                out, tgt = part.select(self.model(part.x), 0)
+                part = data.subset(slice(start, start + _EVAL_BATCH))
+                out, tgt = part.select(_outputs(self.model, part.x), 0)
                 outputs.append(out)
                 targets.append(tgt)
         self.model.train(was_training)
@@ -386,7 +466,8 @@ class Trainer:
         Parameters
         ----------
         data : Samples, optional
-            Training samples for the default sampler.
+            Training samples for the default sampler; they (and ``validation``)
+            move to the model's device once, here.
         sampler : object with ``batches(epoch)`` and ``len()``, optional
             Replaces the default shuffling (e.g. a ``LoaderSampler``).
         validation : Samples, optional
@@ -397,15 +478,22 @@ class Trainer:
             A loss, a validation metric, a parameter or the probe outputs became
             NaN or Inf; the model is back in its last good state.
         """
+        device = next(iter(self.params)).device
+        if data is not None:
+            data = data.to(device)
+            if sampler is None and self.config.loss == "bce":
+                check_probabilities(data.y[data.mask] if data.per_step else data.y,
+                                    "in the training data")
+                self.loss_fn = loss_function("bce", checked=False)  # checked whole, here
+        if validation is not None:
+            validation = validation.to(device)
         sampler = self.make_sampler(data, sampler)
-        self._probe = None if data is None or len(data) == 0 else data.subset(
-            torch.arange(min(PROBE_SAMPLES, len(data))))
+        self._probe = None if data is None or not len(data) else data[:PROBE_SAMPLES]
         self.batches_per_epoch = len(sampler)
         self.total_steps = self.config.epochs * self.batches_per_epoch
         model = self.model
         model.train()
         self._good = self.snapshot()
-        device = next(iter(self.params)).device
         rng_devices = [device.index if device.index is not None else
                        torch.cuda.current_device()] if device.type == "cuda" else []
         try:
@@ -424,30 +512,65 @@ class Trainer:
             model.eval()
         return self.history
 
-    def _epoch(self, epoch: int, sampler, validation, device) -> bool:
-        self.epoch = epoch
-        began = time.perf_counter()
-        for callback in self.callbacks:
-            callback.on_epoch_begin(self, epoch)
-        running, count = 0.0, 0
+    def _batches(self, epoch: int, sampler, device, last: int | None = None
+                 ) -> tuple[Tensor, float]:
+        """Train on epoch ``epoch``'s batches (to batch ``last``) with no host read; return
+        the sums of ``loss * share`` (float64, on ``device``) and of the shares."""
+        running = torch.zeros((), dtype=torch.float64, device=device)
+        count = 0
+        self._first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        self._bad_loss = torch.zeros((), dtype=torch.float64, device=device)
         for b, batch in enumerate(sampler.batches(epoch)):
+            if last is not None and b > last:
+                break
             self.batch_index = b
             self.step = epoch * self.batches_per_epoch + b
-            torch.manual_seed(derive_seed(self.config.seed, epoch, b))
+            _seed_generators(derive_seed(self.config.seed, epoch, b), device)
             batch = batch.to(device)
             if self._probe is None and len(batch):
-                self._probe = batch.subset(torch.arange(min(PROBE_SAMPLES, len(batch))))
+                self._probe = batch[:PROBE_SAMPLES]
             for callback in self.callbacks:
                 callback.on_batch_begin(self, batch)
             loss = self.train_step(batch)
             share = self.loss_share(batch)
-            running += float(loss) * share
+            running = running + loss.to(torch.float64) * share
             count += share
             for callback in self.callbacks:
                 callback.on_batch_end(self, batch, loss)
+        return running, count
+
+    def _replay(self, epoch: int, sampler, device, rng, bad: int, loss: float) -> None:
+        """Run epoch ``epoch`` again from its start, every step checked at once, to batch
+        ``bad`` (the first non-finite one the device recorded): the error of that step."""
+        self.restore(self._good)
+        _rng_state(device, rng)
+        previous, self._immediate = self._immediate, True
+        try:
+            for callback in self.callbacks:
+                callback.on_epoch_begin(self, epoch)
+            self._batches(epoch, sampler, device, last=bad)
+        finally:
+            self._immediate = previous
+        where = (f"at epoch {epoch + 1} (of {self.config.epochs}), batch {bad + 1} (of "
+                 f"{self.batches_per_epoch})")
+        self.fail(f"The loss became {loss} {where}" if not math.isfinite(loss) else
+                  f"The forward pass became non-finite {where}: the model's output holds "
+                  f"NaN or Inf (not found again when the epoch was run again)")
+
+    def _epoch(self, epoch: int, sampler, validation, device) -> bool:
+        self.epoch = epoch
+        began = time.perf_counter()
+        rng = None if self._immediate else _rng_state(device)
+        for callback in self.callbacks:
+            callback.on_epoch_begin(self, epoch)
+        running, count = self._batches(epoch, sampler, device)
+        total, bad, loss = torch.stack([running, self._first_bad.to(torch.float64),
+                                        self._bad_loss]).tolist()  # the epoch's one read
+        if bad >= 0:
+            self._replay(epoch, sampler, device, rng, int(bad), loss)
         for callback in self.callbacks:
             callback.on_batches_end(self, epoch)
-        logs = {"loss": self.epoch_loss(running, count),
+        logs = {"loss": self.epoch_loss(total, count),
                 "lr": learning_rate(self.config.schedule, self.config.lr,
                                     (epoch + 1) * self.batches_per_epoch, self.total_steps)}
         if validation is not None:
