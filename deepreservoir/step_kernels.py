@@ -351,25 +351,69 @@ def column_block(operator: Tensor, batch: int) -> int:
 
 
 # ---------------------------------------------------------------- the loop
-def _fused_tail(pre: Tensor, previous: Tensor, target: Tensor, lr: float | Tensor,
-                full: bool, keep: float | Tensor, activation: Callable[[Tensor], Tensor],
-                sigmoid_tanh: bool) -> None:
-    """``target = (1 − lr)·previous + lr·f(pre)``, overwriting ``pre``; see the module notes."""
-    if sigmoid_tanh:
-        pre.mul_(2.0)
-        torch.sigmoid(pre, out=pre)
+_SIGMOID_MIN_ELEMENTS = 2048
+
+
+def identity(x: Tensor) -> Tensor:
+    """The identity activation (``functional.ACTIVATIONS["identity"]``)."""
+    return x
+
+
+def _identity_in_place(pre: Tensor, out: Tensor) -> Tensor:
+    return pre if out is pre else out.copy_(pre)
+
+
+def _relu_in_place(pre: Tensor, out: Tensor) -> Tensor:
+    return torch.clamp(pre, min=0.0, out=out)
+
+
+_IN_PLACE = {torch.tanh: torch.tanh, torch.relu: _relu_in_place, torch.sigmoid: torch.sigmoid,
+             identity: _identity_in_place}
+
+
+def _tail(activation: Callable[[Tensor], Tensor], lr: float | Tensor, elements: int,
+          dtype: torch.dtype, device: torch.device) -> tuple[Callable, float]:
+    """The step's tail ``target = (1 − lr)·previous + lr·f(pre)`` and the product's scale.
+
+    Returns ``(tail, scale)``: the product must deliver ``scale·(W·x + drive)``
+    (``scale`` is 2 for the sigmoid form of tanh: exact, and free inside ``addmm``).
+    ``tail(pre, previous, target)`` may overwrite ``pre``.
+    """
+    full = not isinstance(lr, Tensor) and lr == 1.0
+    if _settings["tanh"] == "exact" or activation not in _IN_PLACE:
+        keep = 1.0 - lr
+
+        def reference(pre, previous, target):
+            fired = torch.tanh(pre, out=pre) if activation is torch.tanh else activation(pre)
+            if full:
+                target.copy_(fired)
+                return
+            torch.mul(previous, keep, out=target)
+            target.add_(fired.mul_(lr))  # the reference's order of operations
+
+        return reference, 1.0
+    if activation is torch.tanh and elements >= _SIGMOID_MIN_ELEMENTS:
+        minus_one = torch.tensor(-1.0, dtype=dtype, device=device)
+
+        def sigmoid_form(pre, previous, target):  # pre holds 2·p
+            torch.sigmoid(pre, out=pre)
+            if full:
+                torch.add(minus_one, pre, alpha=2.0, out=target)
+                return
+            torch.add(minus_one, pre, alpha=2.0, out=pre)
+            torch.lerp(previous, pre, lr, out=target)
+
+        return sigmoid_form, 2.0
+    apply = _IN_PLACE[activation]
+
+    def fast(pre, previous, target):
         if full:
-            torch.sub(pre.mul_(2.0), 1.0, out=target)
+            apply(pre, out=target)
             return
-        pre.mul_(2.0).sub_(1.0)
+        apply(pre, out=pre)
         torch.lerp(previous, pre, lr, out=target)
-        return
-    fired = torch.tanh(pre, out=pre) if activation is torch.tanh else activation(pre)
-    if full:
-        target.copy_(fired)
-        return
-    torch.mul(previous, keep, out=target)
-    target.add_(fired.mul_(lr))
+
+    return fast, 1.0
 
 
 def run_inplace(state: Tensor, drive: Tensor, operator: Tensor, lr: float | Tensor,
@@ -432,50 +476,45 @@ def _step_threads(flops: int) -> Iterator[None]:
 
 
 def _run(state, drive, operator, lr, activation, states):
-    batch = drive.shape[0]
-    sigmoid_tanh = activation is torch.tanh and _settings["tanh"] == "sigmoid"
-    full = not isinstance(lr, Tensor) and lr == 1.0
-    keep = 1.0 - lr
+    batch, _, units = drive.shape
+    elements = batch * units
+    tail, scale = _tail(activation, lr, elements, state.dtype, state.device)
     if operator.layout == torch.strided:
-        return _run_rows(state, drive, operator, lr, activation, states, full, keep,
-                         sigmoid_tanh)
+        return _run_rows(state, drive, operator, states, tail, scale)
     if batch == 1:
-        return _run_vector(state, drive, operator, lr, activation, states, full, keep,
-                           sigmoid_tanh)
+        return _run_vector(state, drive, operator, states, tail, scale)
     if isinstance(lr, Tensor):  # per-unit rates run along the middle axis of (·, N, B)
-        lr = lr.reshape(-1, 1)
-        keep = 1.0 - lr
+        tail, scale = _tail(activation, lr.reshape(-1, 1), elements, state.dtype, state.device)
     width = column_block(operator, batch)
-    return _run_columns(state, drive, operator, lr, activation, states, full, keep,
-                        sigmoid_tanh, width)
+    return _run_columns(state, drive, operator, states, tail, scale, width)
 
 
-def _run_rows(state, drive, W, lr, activation, states, full, keep, sigmoid_tanh):
-    """Dense ``W``, state ``(B, N)``: one GEMM and the tail per step."""
+def _run_rows(state, drive, W, states, tail, scale):
+    """Dense ``W``, state ``(B, N)``: one GEMM (drive included) and the tail per step."""
     pre = torch.empty_like(state)
     previous = state
     weight_t = W.T
     for t in range(drive.shape[1]):
-        torch.addmm(drive[:, t], previous, weight_t, out=pre)
+        torch.addmm(drive[:, t], previous, weight_t, beta=scale, alpha=scale, out=pre)
         target = states[:, t]
-        _fused_tail(pre, previous, target, lr, full, keep, activation, sigmoid_tanh)
+        tail(pre, previous, target)
         previous = target
     return states, previous.clone()
 
 
-def _run_vector(state, drive, W, lr, activation, states, full, keep, sigmoid_tanh):
+def _run_vector(state, drive, W, states, tail, scale):
     """Sparse ``W``, one series: one sparse matrix–vector product per step."""
     pre = torch.empty_like(state[0])
     previous = state[0]
     for t in range(drive.shape[1]):
-        torch.addmv(drive[0, t], W, previous, out=pre)
+        torch.addmv(drive[0, t], W, previous, beta=scale, alpha=scale, out=pre)
         target = states[0, t]
-        _fused_tail(pre, previous, target, lr, full, keep, activation, sigmoid_tanh)
+        tail(pre, previous, target)
         previous = target
     return states, previous.unsqueeze(0).clone()
 
 
-def _run_columns(state, drive, W, lr, activation, states, full, keep, sigmoid_tanh, width):
+def _run_columns(state, drive, W, states, tail, scale, width):
     """Sparse ``W``, B > 1: the state lives as ``(B/width, N, width)`` column blocks.
 
     The sparse product wants its dense operand as ``(N, columns)`` rows; blocks of
@@ -498,8 +537,9 @@ def _run_columns(state, drive, W, lr, activation, states, full, keep, sigmoid_ta
             columns = (drive[:, t:t + chunk].reshape(blocks, width, -1, units)
                        .permute(2, 0, 3, 1).contiguous())
         for block in range(blocks):
-            torch.addmm(columns[t - start, block], W, current[block], out=pre[block])
-        _fused_tail(pre, current, following, lr, full, keep, activation, sigmoid_tanh)
+            torch.addmm(columns[t - start, block], W, current[block], beta=scale,
+                        alpha=scale, out=pre[block])
+        tail(pre, current, following)
         target = states[:, t].reshape(blocks, width, units)
         if on_cpu:
             target.numpy()[...] = following.numpy().transpose(0, 2, 1)

@@ -72,9 +72,10 @@ def test_column_blocks_are_bitwise_the_whole_product():
     W = K.operator_for(_contraction(96, 0.1, 2), "csr")
     drive = torch.randn(128, 30, 96, dtype=torch.float64)
     state = torch.randn(128, 96, dtype=torch.float64) * 0.1
-    args = (state, drive, W, 0.3, torch.tanh)
-    whole = K._run_columns(*args, torch.empty_like(drive), False, 0.7, True, 128)
-    blocked = K._run_columns(*args, torch.empty_like(drive), False, 0.7, True, 32)
+    tail, scale = K._tail(torch.tanh, 0.3, 128 * 96, torch.float64, torch.device("cpu"))
+    assert scale == 2.0  # the sigmoid form at this size
+    whole = K._run_columns(state, drive, W, torch.empty_like(drive), tail, scale, 128)
+    blocked = K._run_columns(state, drive, W, torch.empty_like(drive), tail, scale, 32)
     assert torch.equal(whole[0], blocked[0]) and torch.equal(whole[1], blocked[1])
 
 
