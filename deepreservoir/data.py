@@ -293,14 +293,14 @@ def as_step(x: object, *, name: str = "x", dtype: torch.dtype = torch.float32,
             f"The '{name}' argument of step must be a 1-D (F,) or 2-D (B, F) array. Got {got}."
         )
     single = x.ndim == 1
-    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and math.isfinite(x.sum()):
-        # The common case, checked in numpy (a NaN or Inf makes the sum non-finite; so
-        # can an overflow, which the exact check below then clears): microseconds.
+    largest = float(np.abs(x).max(initial=0.0)) if (
+        isinstance(x, np.ndarray) and x.dtype.kind == "f") else math.nan
+    if math.isfinite(largest):
+        # The common case, checked by one numpy reduction (NaN or inf makes the
+        # largest magnitude non-finite): microseconds. Narrowing (float64 data, a
+        # float32 model) overflows only beyond the model dtype's largest value.
         tensor, backend = torch.from_numpy(x[None] if single else x), "numpy"
-        # Narrowing (float64 data, float32 model) overflows only beyond the model
-        # dtype's largest value: one numpy max instead of a torch check.
-        finite = (tensor.dtype.itemsize <= dtype.itemsize
-                  or float(np.abs(x).max(initial=0.0)) <= torch.finfo(dtype).max)
+        finite = largest <= torch.finfo(dtype).max
         same = tensor.dtype == dtype and str(device) == "cpu"
     else:
         tensor, backend = _to_tensor(x, name)

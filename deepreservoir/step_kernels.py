@@ -77,6 +77,7 @@ __all__ = [
     "operator_for",
     "run_inplace",
     "set_step_kernel",
+    "settings_version",
     "step_kernel",
     "step_kernel_settings",
 ]
@@ -96,6 +97,7 @@ _RULE_DENSITY = 0.25
 
 _settings: dict[str, str | None] = {"kernel": None, "tanh": "sigmoid"}
 _choices: OrderedDict[tuple, str] = OrderedDict()
+_generation = [0]  # bumped when the cached choices are cleared
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -115,6 +117,11 @@ def _kernel_setting() -> str:
             f"The environment variable {ENV_KERNEL} must be one of "
             f"{', '.join(map(repr, KERNELS))}. Got {value!r}.")
     return value
+
+
+def settings_version() -> tuple:
+    """A value that changes whenever the kernel settings or the measured choices change."""
+    return (_settings["kernel"], _settings["tanh"], os.environ.get(ENV_KERNEL), _generation[0])
 
 
 def step_kernel_settings() -> dict[str, str]:
@@ -180,6 +187,7 @@ def kernel_choices() -> dict[tuple, str]:
 def clear_kernel_choices() -> None:
     """Forget the measured decisions, so the next run measures again."""
     _choices.clear()
+    _generation[0] += 1
 
 
 # ----------------------------------------------------------------- operators
