@@ -96,17 +96,24 @@ def ndtri(p: np.ndarray) -> np.ndarray:
         ``z`` with ``Φ(z) = p``, by Wichura's AS 241 with the portable :func:`log`.
     """
     p = np.asarray(p, dtype=np.float64)
-    q = p - 0.5
+    flat = p.reshape(-1)
+    out = np.empty_like(flat)
+    q = flat - 0.5
     central = np.abs(q) <= 0.425
-    r_central = 0.180625 - q * q
-    z_central = q * _poly(_A, r_central) / _poly(_B, r_central)
-    tail = np.minimum(p, 1.0 - p)
-    tail = np.where(central, 0.5, tail)  # any valid value; the branch is discarded
-    r = np.sqrt(-log(tail))
+    # Each branch is evaluated on its own elements only; every operation is
+    # elementwise, so the bits equal those of evaluating both branches everywhere.
+    q_central = q[central]
+    r_central = 0.180625 - q_central * q_central
+    out[central] = q_central * _poly(_A, r_central) / _poly(_B, r_central)
+    outer = ~central
+    p_tail, q_tail = flat[outer], q[outer]
+    r = np.sqrt(-log(np.minimum(p_tail, 1.0 - p_tail)))
     near = r <= 5.0
-    r_near = r - 1.6
-    r_far = r - 5.0
-    z_tail = np.where(near, _poly(_C, r_near) / _poly(_D, r_near),
-                      _poly(_E, r_far) / _poly(_F, r_far))
-    z_tail = np.where(q < 0.0, -z_tail, z_tail)
-    return np.where(central, z_central, z_tail)
+    z_tail = np.empty_like(r)
+    r_near = r[near] - 1.6
+    z_tail[near] = _poly(_C, r_near) / _poly(_D, r_near)
+    far = ~near
+    r_far = r[far] - 5.0
+    z_tail[far] = _poly(_E, r_far) / _poly(_F, r_far)
+    out[outer] = np.where(q_tail < 0.0, -z_tail, z_tail)
+    return out.reshape(p.shape)

@@ -40,7 +40,9 @@ __all__ = [
     "philox4x32",
     "random_uint32",
     "standard_normal",
+    "standard_normal_at",
     "uniform",
+    "uniform_at",
 ]
 
 GENERATOR = "philox4x32-10"
@@ -52,7 +54,32 @@ _M1 = np.uint64(0xCD9E8D57)
 _W0 = 0x9E3779B9
 _W1 = 0xBB67AE85
 _ROUNDS = 10
-_CHUNK = 1 << 20  # counters per batch, bounds temporary memory to ~100 MB
+_SHIFT32 = np.uint64(32)
+_TILE = 1 << 15  # counters per pass of the rounds: the working set stays in cache
+
+
+def _rounds(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray, c3: np.ndarray,
+            key: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """The ten Philox rounds on four uint64 word arrays (overwritten), cache-sized."""
+    n = c0.shape[0]
+    p0, p1 = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
+    k0, k1 = int(key[0]) & 0xFFFFFFFF, int(key[1]) & 0xFFFFFFFF
+    for round_index in range(_ROUNDS):
+        if round_index:
+            k0 = (k0 + _W0) & 0xFFFFFFFF
+            k1 = (k1 + _W1) & 0xFFFFFFFF
+        np.multiply(c0, _M0, out=p0)
+        np.multiply(c2, _M1, out=p1)
+        # (c0, c1, c2, c3) <- (hi(p1) ^ c1 ^ k0, lo(p1), hi(p0) ^ c3 ^ k1, lo(p0))
+        np.right_shift(p1, _SHIFT32, out=c0)
+        np.bitwise_xor(c0, c1, out=c0)
+        np.bitwise_xor(c0, np.uint64(k0), out=c0)
+        np.bitwise_and(p1, _MASK32, out=c1)
+        np.right_shift(p0, _SHIFT32, out=c2)
+        np.bitwise_xor(c2, c3, out=c2)
+        np.bitwise_xor(c2, np.uint64(k1), out=c2)
+        np.bitwise_and(p0, _MASK32, out=c3)
+    return c0, c1, c2, c3
 
 
 def philox4x32(counter: np.ndarray, key: tuple[int, int]) -> np.ndarray:
@@ -71,21 +98,43 @@ def philox4x32(counter: np.ndarray, key: tuple[int, int]) -> np.ndarray:
         The four output words per counter.
     """
     c = np.asarray(counter, dtype=np.uint64) & _MASK32
-    c0, c1, c2, c3 = (c[:, j].copy() for j in range(4))
-    k0, k1 = int(key[0]) & 0xFFFFFFFF, int(key[1]) & 0xFFFFFFFF
-    for round_index in range(_ROUNDS):
-        if round_index:
-            k0 = (k0 + _W0) & 0xFFFFFFFF
-            k1 = (k1 + _W1) & 0xFFFFFFFF
-        product0 = _M0 * c0
-        product1 = _M1 * c2
-        hi0, lo0 = product0 >> np.uint64(32), product0 & _MASK32
-        hi1, lo1 = product1 >> np.uint64(32), product1 & _MASK32
-        c0 = hi1 ^ c1 ^ np.uint64(k0)
-        c1 = lo1
-        c2 = hi0 ^ c3 ^ np.uint64(k1)
-        c3 = lo0
-    return np.stack([c0, c1, c2, c3], axis=1).astype(np.uint32)
+    out = np.empty(c.shape, dtype=np.uint32)
+    for start in range(0, c.shape[0], _TILE):
+        rows = c[start:start + _TILE]
+        words = _rounds(*(np.ascontiguousarray(rows[:, j]) for j in range(4)), key)
+        for j in range(4):
+            out[start:start + _TILE, j] = words[j]
+    return out
+
+
+def _blocks(key: TensorKey, first: int, count: int, stream: int) -> np.ndarray:
+    """Output words of the counters ``first, ..., first + count − 1`` of one stream.
+
+    Returns
+    -------
+    ndarray of uint32, shape (count, 4)
+    """
+    return _blocks_at(key, np.arange(first, first + count, dtype=np.uint64), stream)
+
+
+def _blocks_at(key: TensorKey, index: np.ndarray, stream: int) -> np.ndarray:
+    """Output words of the counters ``index`` (any order) of one stream.
+
+    Returns
+    -------
+    ndarray of uint32, shape (len(index), 4)
+    """
+    index = np.asarray(index, dtype=np.uint64)
+    out = np.empty((index.shape[0], 4), dtype=np.uint32)
+    stream_word = np.uint64(int(stream) & 0xFFFFFFFF)
+    for start in range(0, index.shape[0], _TILE):
+        part = index[start:start + _TILE]
+        words = _rounds(part & _MASK32, part >> _SHIFT32,
+                        np.full(part.shape, stream_word, dtype=np.uint64),
+                        np.zeros(part.shape, dtype=np.uint64), key.philox_key)
+        for j in range(4):
+            out[start:start + _TILE, j] = words[j]
+    return out
 
 
 def _canonical(value: object) -> str:
@@ -193,17 +242,18 @@ def random_uint32(key: TensorKey, n_words: int, stream: int = 0) -> np.ndarray:
     -------
     ndarray of uint32, shape (n_words,)
     """
-    n_blocks = -(-n_words // 4)
-    out = np.empty((n_blocks, 4), dtype=np.uint32)
-    for start in range(0, n_blocks, _CHUNK):
-        stop = min(start + _CHUNK, n_blocks)
-        index = np.arange(start, stop, dtype=np.uint64)
-        counter = np.zeros((stop - start, 4), dtype=np.uint64)
-        counter[:, 0] = index & _MASK32
-        counter[:, 1] = index >> np.uint64(32)
-        counter[:, 2] = stream
-        out[start:stop] = philox4x32(counter, key.philox_key)
-    return out.reshape(-1)[:n_words]
+    n_blocks = -(-int(n_words) // 4)
+    return _blocks(key, 0, n_blocks, stream).reshape(-1)[:n_words]
+
+
+def _to_uniform(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """``(k + 1/2) / 2**52`` with ``k`` the top 26 bits of ``high`` then of ``low``."""
+    integer = (np.asarray(high, dtype=np.uint64) >> np.uint64(6)) << np.uint64(26)
+    integer |= np.asarray(low, dtype=np.uint64) >> np.uint64(6)
+    values = integer.astype(np.float64)
+    values += 0.5
+    values *= 2.0 ** -52
+    return values
 
 
 def uniform(key: TensorKey, stream: int = 0, size: int | None = None) -> np.ndarray:
@@ -228,9 +278,46 @@ def uniform(key: TensorKey, stream: int = 0, size: int | None = None) -> np.ndar
     ndarray of float64, shape (size,)
     """
     n = key.size if size is None else int(size)
-    words = random_uint32(key, 2 * n, stream).astype(np.uint64).reshape(n, 2)
-    integer = ((words[:, 0] >> np.uint64(6)) << np.uint64(26)) | (words[:, 1] >> np.uint64(6))
-    return (integer.astype(np.float64) + 0.5) * (2.0 ** -52)
+    words = random_uint32(key, 2 * n, stream).reshape(n, 2)
+    return _to_uniform(words[:, 0], words[:, 1])
+
+
+def uniform_at(key: TensorKey, index: np.ndarray, stream: int = 0) -> np.ndarray:
+    """The uniforms of :func:`uniform` at the flat positions ``index`` only.
+
+    Value ``i`` depends on counter ``i // 2`` alone, so drawing a subset gives
+    the same bits as drawing everything and indexing:
+    ``uniform_at(key, index, s) == uniform(key, s)[index]``.
+
+    Parameters
+    ----------
+    key : TensorKey
+    index : ndarray of int, shape (m,)
+        Non-negative flat positions, in any order, repeats allowed.
+    stream : int
+        Draw stream.
+
+    Returns
+    -------
+    ndarray of float64, shape (m,)
+    """
+    index = np.asarray(index, dtype=np.uint64).reshape(-1)
+    blocks = _blocks_at(key, index >> np.uint64(1), stream)
+    odd = (index & np.uint64(1)).astype(bool)
+    high = np.where(odd, blocks[:, 2], blocks[:, 0])
+    low = np.where(odd, blocks[:, 3], blocks[:, 1])
+    return _to_uniform(high, low)
+
+
+def standard_normal_at(key: TensorKey, index: np.ndarray, stream: int = 0) -> np.ndarray:
+    """The normals of :func:`standard_normal` at the flat positions ``index`` only.
+
+    Returns
+    -------
+    ndarray of float64, shape (m,)
+        Equal bitwise to ``standard_normal(key, stream)[index]``.
+    """
+    return exactmath.ndtri(uniform_at(key, index, stream))
 
 
 def standard_normal(key: TensorKey, stream: int = 0, size: int | None = None) -> np.ndarray:
@@ -248,8 +335,9 @@ def fingerprint(array: np.ndarray) -> str:
     """A short content hash of an array's float64 bytes (16 hex digits).
 
     Used to check on load that a regenerated scaffold is the one a stored scale
-    factor was computed for.
+    factor was computed for. A C-contiguous float64 array is hashed in place.
     """
     data = np.ascontiguousarray(np.asarray(array, dtype=np.float64))
-    header = f"{data.shape}".encode()
-    return hashlib.blake2b(header + data.tobytes(), digest_size=8).hexdigest()
+    digest = hashlib.blake2b(f"{data.shape}".encode(), digest_size=8)
+    digest.update(memoryview(data).cast("B") if data.size else b"")
+    return digest.hexdigest()

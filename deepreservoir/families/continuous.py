@@ -10,9 +10,6 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
-from deepreservoir import exactmath
 from deepreservoir.errors import ParameterError, format_value
 from deepreservoir.families.base import (
     Family,
@@ -20,7 +17,6 @@ from deepreservoir.families.base import (
     _check_probability,
     _is_finite_real,
 )
-from deepreservoir.seeding import standard_normal, uniform
 
 __all__ = [
     "Beta",
@@ -53,8 +49,8 @@ class Normal(Family):
     def _validate(self) -> None:
         _check_positive(self.name, "scale", self.scale)
 
-    def _draw(self, key, fan_in, fan_out):
-        return self._sigma(self.scale, fan_in) * standard_normal(key)
+    def _values(self, draws, fan_in, fan_out):
+        return self._sigma(self.scale, fan_in) * draws.normal()
 
 
 @dataclass(frozen=True)
@@ -67,9 +63,9 @@ class TruncatedNormal(Family):
     def _validate(self) -> None:
         _check_positive(self.name, "scale", self.scale)
 
-    def _draw(self, key, fan_in, fan_out):
-        p = _PHI_MINUS_2 + uniform(key) * _PHI_2_MASS
-        return self._sigma(self.scale, fan_in) * exactmath.ndtri(p)
+    def _values(self, draws, fan_in, fan_out):
+        p = _PHI_MINUS_2 + draws.uniform() * _PHI_2_MASS
+        return self._sigma(self.scale, fan_in) * draws.ndtri(p)
 
 
 @dataclass(frozen=True)
@@ -82,8 +78,8 @@ class Uniform(Family):
     def _validate(self) -> None:
         _check_positive(self.name, "a", self.a, allow_none=False)
 
-    def _draw(self, key, fan_in, fan_out):
-        return self.a * (2.0 * uniform(key) - 1.0)
+    def _values(self, draws, fan_in, fan_out):
+        return self.a * (2.0 * draws.uniform() - 1.0)
 
 
 @dataclass(frozen=True)
@@ -92,8 +88,8 @@ class KaimingNormal(Family):
 
     name: ClassVar[str] = "kaiming_normal"
 
-    def _draw(self, key, fan_in, fan_out):
-        return math.sqrt(2.0 / max(fan_in, 1)) * standard_normal(key)
+    def _values(self, draws, fan_in, fan_out):
+        return math.sqrt(2.0 / max(fan_in, 1)) * draws.normal()
 
 
 @dataclass(frozen=True)
@@ -110,9 +106,9 @@ class KaimingUniform(Family):
                 f"Got {format_value(self.a)}."
             )
 
-    def _draw(self, key, fan_in, fan_out):
+    def _values(self, draws, fan_in, fan_out):
         bound = math.sqrt(6.0 / ((1.0 + self.a**2) * max(fan_in, 1)))
-        return bound * (2.0 * uniform(key) - 1.0)
+        return bound * (2.0 * draws.uniform() - 1.0)
 
 
 @dataclass(frozen=True)
@@ -121,8 +117,8 @@ class XavierNormal(Family):
 
     name: ClassVar[str] = "xavier_normal"
 
-    def _draw(self, key, fan_in, fan_out):
-        return math.sqrt(2.0 / max(fan_in + fan_out, 1)) * standard_normal(key)
+    def _values(self, draws, fan_in, fan_out):
+        return math.sqrt(2.0 / max(fan_in + fan_out, 1)) * draws.normal()
 
 
 @dataclass(frozen=True)
@@ -131,9 +127,9 @@ class XavierUniform(Family):
 
     name: ClassVar[str] = "xavier_uniform"
 
-    def _draw(self, key, fan_in, fan_out):
+    def _values(self, draws, fan_in, fan_out):
         bound = math.sqrt(6.0 / max(fan_in + fan_out, 1))
-        return bound * (2.0 * uniform(key) - 1.0)
+        return bound * (2.0 * draws.uniform() - 1.0)
 
 
 @dataclass(frozen=True)
@@ -148,9 +144,9 @@ class Cauchy(Family):
         _check_positive(self.name, "scale", self.scale, allow_none=False)
         _check_positive(self.name, "clip", self.clip, allow_none=False)
 
-    def _draw(self, key, fan_in, fan_out):
-        ratio = standard_normal(key, stream=0) / standard_normal(key, stream=1)
-        return self.scale * np.clip(ratio, -self.clip, self.clip)
+    def _values(self, draws, fan_in, fan_out):
+        ratio = draws.normal(stream=0) / draws.normal(stream=1)
+        return self.scale * draws.clip(ratio, -self.clip, self.clip)
 
 
 @dataclass(frozen=True)
@@ -163,10 +159,10 @@ class Laplace(Family):
     def _validate(self) -> None:
         _check_positive(self.name, "b", self.b, allow_none=False)
 
-    def _draw(self, key, fan_in, fan_out):
-        centred = uniform(key) - 0.5
-        magnitude = -exactmath.log(1.0 - 2.0 * np.abs(centred))
-        return self.b * np.sign(centred) * magnitude
+    def _values(self, draws, fan_in, fan_out):
+        centred = draws.uniform() - 0.5
+        magnitude = -draws.log(1.0 - 2.0 * draws.abs(centred))
+        return self.b * draws.sign(centred) * magnitude
 
 
 @dataclass(frozen=True)
@@ -185,11 +181,12 @@ class StudentT(Family):
             )
         _check_positive(self.name, "scale", self.scale)
 
-    def _draw(self, key, fan_in, fan_out):
-        chi2 = np.zeros(key.size)
+    def _values(self, draws, fan_in, fan_out):
+        chi2 = draws.zeros()
         for stream in range(1, self.nu + 1):
-            chi2 += standard_normal(key, stream=stream) ** 2
-        t = standard_normal(key, stream=0) / np.sqrt(chi2 / self.nu)
+            z = draws.normal(stream=stream)
+            chi2 = chi2 + z * z  # z * z is z ** 2, bit for bit
+        t = draws.normal(stream=0) / draws.sqrt(draws.div(chi2, self.nu))
         return self._sigma(self.scale, fan_in) * t
 
 
@@ -207,9 +204,10 @@ class Mixture(Family):
         _check_positive(self.name, "scale1", self.scale1, allow_none=False)
         _check_positive(self.name, "scale2", self.scale2, allow_none=False)
 
-    def _draw(self, key, fan_in, fan_out):
-        first = uniform(key, stream=1) < self.weight
-        return np.where(first, self.scale1, self.scale2) * standard_normal(key, stream=0)
+    def _values(self, draws, fan_in, fan_out):
+        first = draws.uniform(stream=1) < self.weight
+        scale = draws.where(first, draws.constant(self.scale1), draws.constant(self.scale2))
+        return scale * draws.normal(stream=0)
 
 
 @dataclass(frozen=True)
@@ -222,9 +220,11 @@ class Beta(Family):
     def _validate(self) -> None:
         _check_positive(self.name, "half_width", self.half_width, allow_none=False)
 
-    def _draw(self, key, fan_in, fan_out):
-        draws = np.stack([uniform(key, stream=s) for s in range(3)])
-        return self.half_width * (2.0 * np.median(draws, axis=0) - 1.0)
+    def _values(self, draws, fan_in, fan_out):
+        a, b, c = (draws.uniform(stream=s) for s in range(3))
+        # the median of three, exactly (numpy's median of 3 values is the middle one)
+        median = draws.maximum(draws.minimum(a, b), draws.minimum(draws.maximum(a, b), c))
+        return self.half_width * (2.0 * median - 1.0)
 
 
 @dataclass(frozen=True)
@@ -237,5 +237,5 @@ class Exponential(Family):
     def _validate(self) -> None:
         _check_positive(self.name, "rate", self.rate, allow_none=False)
 
-    def _draw(self, key, fan_in, fan_out):
-        return (-exactmath.log(uniform(key)) - 1.0) / self.rate
+    def _values(self, draws, fan_in, fan_out):
+        return draws.div(-draws.log(draws.uniform()) - 1.0, self.rate)

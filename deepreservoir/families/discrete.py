@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
 from deepreservoir.errors import ParameterError, format_value
 from deepreservoir.families.base import Family, _check_positive
-from deepreservoir.seeding import standard_normal, uniform
 
 __all__ = ["Binary", "Quantized"]
 
@@ -36,11 +33,11 @@ class Quantized(Family):
         _check_positive(self.name, "clip", self.clip, allow_none=False)
         _check_positive(self.name, "scale", self.scale)
 
-    def _draw(self, key, fan_in, fan_out):
+    def _values(self, draws, fan_in, fan_out):
         levels = 2**self.bits
         step = 2.0 * self.clip / levels
-        index = np.floor((standard_normal(key) + self.clip) / step)
-        index = np.clip(index, 0, levels - 1)
+        index = draws.floor(draws.div(draws.normal() + self.clip, step))
+        index = draws.clip(index, 0, levels - 1)
         return self._sigma(self.scale, fan_in) * (-self.clip + (index + 0.5) * step)
 
 
@@ -54,5 +51,6 @@ class Binary(Family):
     def _validate(self) -> None:
         _check_positive(self.name, "scale", self.scale)
 
-    def _draw(self, key, fan_in, fan_out):
-        return self._sigma(self.scale, fan_in) * np.where(uniform(key) < 0.5, -1.0, 1.0)
+    def _values(self, draws, fan_in, fan_out):
+        sign = draws.where(draws.uniform() < 0.5, draws.constant(-1.0), draws.constant(1.0))
+        return self._sigma(self.scale, fan_in) * sign

@@ -27,6 +27,7 @@ class Orthogonal(Family):
     """
 
     name: ClassVar[str] = "orthogonal"
+    elementwise: ClassVar[bool] = False
     gain: float = 1.0
 
     def _validate(self) -> None:
@@ -55,6 +56,7 @@ class SpectralRadius(Family):
     """
 
     name: ClassVar[str] = "spectral_radius"
+    elementwise: ClassVar[bool] = False
     radius: float = 0.95
 
     def _validate(self) -> None:

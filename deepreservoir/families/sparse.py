@@ -6,10 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
 from deepreservoir.families.base import Family, _check_positive, _check_probability
-from deepreservoir.seeding import standard_normal, uniform
 
 __all__ = ["ErdosRenyi", "SparseNormal"]
 
@@ -26,9 +23,10 @@ class SparseNormal(Family):
         _check_probability(self.name, "zero_fraction", self.zero_fraction)
         _check_positive(self.name, "scale", self.scale)
 
-    def _draw(self, key, fan_in, fan_out):
-        keep = uniform(key, stream=1) >= self.zero_fraction
-        return np.where(keep, self._sigma(self.scale, fan_in) * standard_normal(key), 0.0)
+    def _values(self, draws, fan_in, fan_out):
+        keep = draws.uniform(stream=1) >= self.zero_fraction
+        return draws.where(keep, self._sigma(self.scale, fan_in) * draws.normal(),
+                           draws.constant(0.0))
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class ErdosRenyi(Family):
         _check_probability(self.name, "p", self.p)
         _check_positive(self.name, "scale", self.scale)
 
-    def _draw(self, key, fan_in, fan_out):
-        present = uniform(key, stream=1) < self.p
+    def _values(self, draws, fan_in, fan_out):
+        present = draws.uniform(stream=1) < self.p
         std = self._sigma(self.scale, fan_in) / math.sqrt(self.p)
-        return np.where(present, std * standard_normal(key), 0.0)
+        return draws.where(present, std * draws.normal(), draws.constant(0.0))

@@ -63,6 +63,8 @@ def make_weight(family: str | Family | Mapping[str, Any], node: SeedKey, role: s
     Returns
     -------
     ndarray of float64, shape ``shape``
+        With a mask, an elementwise family's values are drawn at the kept
+        entries only: the same bits as drawing all of them and masking.
 
     Raises
     ------
@@ -72,6 +74,13 @@ def make_weight(family: str | Family | Mapping[str, Any], node: SeedKey, role: s
     _check_connectivity(connectivity)
     resolved = get_family(family, role)
     key = node.tensor(role, shape, resolved.spec())
-    values = resolved.sample(key, fan_in, fan_out)
     mask = connectivity_mask(node, role, shape, connectivity)
-    return values if mask is None else np.where(mask, values, 0.0)
+    if mask is None:
+        return resolved.sample(key, fan_in, fan_out)
+    if not resolved.elementwise:
+        return np.where(mask, resolved.sample(key, fan_in, fan_out), 0.0)
+    # Element i depends on its own counters only: draw the kept entries alone.
+    kept = np.flatnonzero(mask)
+    out = np.zeros(key.size)
+    out[kept] = resolved.sample_at(key, kept, fan_in, fan_out)
+    return out.reshape(key.shape)
