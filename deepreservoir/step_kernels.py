@@ -256,7 +256,8 @@ def _seconds(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> f
     return best
 
 
-def choose_kernel(W: Tensor, batch: int, nnz: int) -> str:
+def choose_kernel(W: Tensor, batch: int, nnz: int,
+                  operators: dict[str, Tensor] | None = None) -> str:
     """The product kernel for stepping ``batch`` series with ``W``.
 
     Parameters
@@ -266,6 +267,9 @@ def choose_kernel(W: Tensor, batch: int, nnz: int) -> str:
         Number of series stepped together.
     nnz : int
         Number of non-zero entries of ``W``.
+    operators : dict, optional
+        A cache of :func:`operator_for` results by kernel name: the forms built
+        for timing are stored in it (and taken from it) instead of discarded.
 
     Returns
     -------
@@ -285,13 +289,15 @@ def choose_kernel(W: Tensor, batch: int, nnz: int) -> str:
         return cached
     density = nnz / max(n * m, 1)
     candidates = ["dense"]
+    fill = 0.0
     if _sparse_supported(W.device) and density < 0.5:
         candidates.insert(0, "csr")
-        if W.device.type == "cpu" and _block_fill(W, nnz) >= 0.5:
+        fill = _block_fill(W, nnz) if W.device.type == "cpu" else 0.0
+        if fill >= 0.5:
             candidates.append("bsr")
     columns = min(int(batch), _MEASURE_COLUMNS)
     flops = {"dense": 2.0 * n * m * columns, "csr": 2.0 * nnz * columns,
-             "bsr": 2.0 * nnz * columns / max(_block_fill(W, nnz), 1e-9)}
+             "bsr": 2.0 * nnz * columns / max(fill, 1e-9)}
     timeable = [c for c in candidates if flops[c] <= _MEASURE_FLOP_LIMIT]
     if len(timeable) < 2:
         choice = "csr" if "csr" in candidates and density < _RULE_DENSITY else "dense"
@@ -302,7 +308,11 @@ def choose_kernel(W: Tensor, batch: int, nnz: int) -> str:
         timings = {}
         with torch.no_grad():
             for candidate in timeable:
-                operator = operator_for(W, candidate)
+                operator = None if operators is None else operators.get(candidate)
+                if operator is None:
+                    operator = operator_for(W, candidate)
+                    if operators is not None:
+                        operators[candidate] = operator
                 timings[candidate] = _seconds(lambda op=operator: _product(op, probe), W.device)
         choice = min(timings, key=timings.get)
         sparse = timings.get("csr")

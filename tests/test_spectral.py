@@ -414,3 +414,25 @@ print("ok")
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_arpack_run_finds_the_dense_radius(seed):
+    """What a Reservoir uses to scale W: one ARPACK run (no Wᵀ cross-check) on a
+    sparse random matrix, whose eigenvalues crowd the edge of a disk."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((600, 600)) * (rng.random((600, 600)) < 0.1)
+    once, residual, method = deepreservoir.spectral.radius(W, "arpack", error_bound=False)
+    dense = deepreservoir.spectral.radius(W, "dense")[0]
+    assert method == "arpack" and residual == pytest.approx(1e-12 * once)
+    assert abs(once - dense) <= 1e-10 * dense
+
+
+def test_a_built_reservoir_has_exactly_its_spectral_radius():
+    import torch
+
+    import deepreservoir as dr
+
+    reservoir = dr.Reservoir(800, sr=0.9, rc_connectivity=0.1, seed=3, dtype=torch.float64)
+    reservoir.run(np.zeros((2, 1)))
+    assert abs(deepreservoir.spectral.radius(reservoir.W_.numpy(), "dense")[0] - 0.9) < 1e-10

@@ -26,7 +26,7 @@ from deepreservoir.nodes import _reservoir_specs as S
 from deepreservoir.nodes._reservoir_specs import DEFAULT_UNITS, TINY_LEAK, TinyLeakWarning
 from deepreservoir.nodes.base import Node
 from deepreservoir.seeding import fingerprint
-from deepreservoir.spectral import spectral_norm, spectral_radius
+from deepreservoir.spectral import radius, spectral_norm
 
 __all__ = ["DEFAULT_UNITS", "TINY_LEAK", "Reservoir", "TinyLeakWarning"]
 
@@ -282,7 +282,7 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
             return raw
         if self.W_scale_ is None:
             if self.scaling == "spectral_radius":
-                current = spectral_radius(raw)
+                current = radius(raw, error_bound=False)[0]  # one ARPACK run when sparse
             elif self.scaling == "spectral_norm":
                 current = spectral_norm(raw)
             else:
@@ -439,7 +439,7 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
         memo = (batch_size, torch.get_num_threads(), step_kernels.settings_version())
         if forms.get("memo") == memo:  # the step path asks every step
             return forms["last"]
-        kernel = step_kernels.choose_kernel(W, batch_size, forms["nnz"])
+        kernel = step_kernels.choose_kernel(W, batch_size, forms["nnz"], forms)
         if kernel != "dense" and kernel not in forms:
             forms[kernel] = step_kernels.operator_for(W, kernel)
         forms["memo"], forms["last"] = memo, W if kernel == "dense" else forms[kernel]
