@@ -18,7 +18,7 @@ __all__ = ["DEMO_MODULES", "DISTRIBUTED_MODULES", "MissingDependencyError", "mis
 
 #: Import name → distribution name of the ``demo`` extra.
 DEMO_MODULES = {"matplotlib": "matplotlib", "mnist1d": "mnist1d", "netCDF4": "netCDF4",
-                "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl"}
+                "sklearn": "scikit-learn"}
 
 #: Import name → distribution name of the ``distributed`` extra (Dask sweeps, Optuna search).
 DISTRIBUTED_MODULES = {"dask": "dask", "distributed": "distributed", "optuna": "optuna"}

@@ -35,14 +35,14 @@ def test_core_dependencies_are_what_the_library_needs():
     project = pyproject()["project"]
     core = names(project["dependencies"])
     assert core == {"torch", "numpy", "scipy", "networkx", "xarray", "reservoirpy",
-                    "safetensors", "tqdm", "tomli"}
+                    "safetensors", "tqdm", "tomli", "threadpoolctl"}
     extras = {key: names(value) for key, value in project["optional-dependencies"].items()}
     assert {"matplotlib", "mnist1d", "netcdf4", "scikit-learn"} <= extras["demo"]
     for extra in ("plot", "bench", "demo"):  # none is a no-op
         assert extras[extra] - core, extra
     assert "deepreservoir" in extras["test"]  # the tests run the demo and the studies
     assert set(_extras.DEMO_MODULES.values()) == {"matplotlib", "mnist1d", "netCDF4",
-                                                  "scikit-learn", "threadpoolctl"}
+                                                  "scikit-learn"}
 
 
 def test_license_and_urls_are_in_the_metadata():
