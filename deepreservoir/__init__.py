@@ -58,8 +58,9 @@ from deepreservoir.nodes import (
 )
 from deepreservoir.nodes.reservoir import TinyLeakWarning
 
-_LAZY_SUBMODULES = ("analysis", "datasets", "distributed", "families", "functional", "io",
-                    "kinds", "lora", "seeding", "spectral", "threads", "training")
+_LAZY_SUBMODULES = ("analysis", "datasets", "distributed", "families", "frozen_weight",
+                    "functional", "io", "kinds", "lora", "seeding", "seeding_torch", "spectral",
+                    "step_kernels", "threads", "training")
 
 __all__ = [
     "ES2N",
@@ -107,6 +108,7 @@ __all__ = [
     "float32",
     "float64",
     "footprint",
+    "frozen_weight",
     "functional",
     "io",
     "kinds",
@@ -117,8 +119,10 @@ __all__ = [
     "save",
     "scaffold_mlp",
     "seeding",
+    "seeding_torch",
     "set_finite_check",
     "spectral",
+    "step_kernels",
     "threads",
     "training",
 ]

@@ -33,11 +33,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from deepreservoir import functional as F
 from deepreservoir.errors import ParameterError, format_value
 from deepreservoir.families import Normal, Uniform, get_family, make_weight
+from deepreservoir.frozen_weight import check_weights_mode
 from deepreservoir.lora import LowRankAdapter
 from deepreservoir.seeding import SeedKey
+from deepreservoir.virtual_linear import frozen_lora_linear
 
 __all__ = [
     "AdaptedConv",
@@ -60,13 +61,14 @@ class _Adapter(nn.Module, LowRankAdapter):
                a_shape: tuple[int, ...], b_shape: tuple[int, ...], r: int,
                alpha: float | None, rslora: bool, family: Any, bias: str | None,
                dtype: torch.dtype, device: Any, family_default: Any = None,
-               a_fan_in: int | None = None) -> None:
+               a_fan_in: int | None = None, weights: str = "stored") -> None:
         self.key = key
         self._init_adapter(r, alpha, rslora, gate=True)
         self.family = family if family is not None else family_default
         self._frozen_spec = (tuple(shape), int(fan_in), int(fan_out))
         new = dict(dtype=dtype, device=device)
-        self.register_buffer("W_", self._regenerate_frozen(**new), persistent=False)
+        self._hold_frozen(weights, lambda: self._regenerate_frozen(**new), self.family, key,
+                          shape, fan_in, fan_out, owner="adapt", **new)
         self._build_adapter(key, a_shape[1], b_shape[0], dtype=dtype, device=device,
                             a_tail=tuple(a_shape[2:]), b_tail=tuple(b_shape[2:]),
                             a_fan_in=a_fan_in or fan_in)
@@ -126,25 +128,25 @@ class AdaptedLinear(_Adapter):
     def __init__(self, in_features: int, out_features: int, *, key: SeedKey, r: int,
                  alpha: float | None = None, rslora: bool = False, family: Any = "normal",
                  bias: str | None = "seeded", dtype: torch.dtype = torch.float32,
-                 device: Any = None) -> None:
+                 device: Any = None, weights: str = "stored") -> None:
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         self._setup(key, (out_features, in_features), in_features, out_features,
                     (r, in_features), (out_features, r), r, alpha, rslora, family, bias,
-                    dtype, device)
+                    dtype, device, weights=weights)
 
     def effective_weight(self) -> Tensor:
         """``β·W_seed + scale·B·A``, shape (out_features, in_features)."""
-        return self.adapted_weight(self.W_)
+        return self.adapted_weight(self.frozen_tensor())
 
     def forward(self, x: Tensor) -> Tensor:
-        A, B, gate = self.adapter_terms()
-        return F.lora_linear(x, self.W_, A, B, gate, self.scale, self.bias_)
+        return frozen_lora_linear(x, self.frozen_weight(), *self.adapter_terms(), self.scale,
+                                  self.bias_)
 
     def to_dense(self) -> nn.Linear:
         """A plain ``nn.Linear`` holding the merged weight and bias."""
         layer = nn.Linear(self.in_features, self.out_features, bias=self.bias_ is not None,
-                          dtype=self.W_.dtype, device=self.W_.device)
+                          **self._frozen_options())
         return self._filled(layer)
 
 
@@ -405,7 +407,7 @@ def _few(names: list[str], limit: int = 8) -> str:
 def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
           alpha: float | None = None, rslora: bool = False,
           targets: str | Iterable[str] = "all", train: Iterable[str] = (),
-          bias: str = "seeded") -> nn.Module:
+          bias: str = "seeded", weights: str = "stored") -> nn.Module:
     """Turn a torch module into a seeded scaffold with LoRA adapters, in place.
 
     Parameters
@@ -442,6 +444,8 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
         default differs from :func:`~deepreservoir.scaffold_mlp`'s (no hidden bias, as
         in the paper's MLPs) on purpose: the architectures ``adapt`` receives have
         biases, and ``"seeded"`` keeps them as torch would initialise them.
+    weights : {"stored", "virtual"}
+        "virtual": adapted nn.Linear layers regenerate W_seed by row tiles, never stored.
 
     Returns
     -------
@@ -461,6 +465,7 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
     _check("bias", bias, bias in _BIAS_MODES, "one of " + ", ".join(map(repr, _BIAS_MODES)))
     if isinstance(family, (str, dict)):
         get_family(family, "family")
+    check_weights_mode(weights, "adapt", family)
     rslora = bool(rslora)
     train = _patterns("train", train)
     if not (isinstance(targets, str) and targets == "all"):
@@ -512,7 +517,8 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
             new = AdaptedLinear(child.in_features, child.out_features, key=key, r=r, alpha=alpha,
                                 rslora=rslora, family=family,
                                 bias=bias if child.bias is not None else None,
-                                dtype=child.weight.dtype, device=child.weight.device)
+                                dtype=child.weight.dtype, device=child.weight.device,
+                                weights=weights)
         elif kind == "conv":
             new = AdaptedConv(child, key=key, r=min(r, child.out_channels), alpha=alpha,
                               rslora=rslora, family=family,

@@ -148,6 +148,12 @@ def _module_counts(module: torch.nn.Module) -> tuple[int, int, int, int, int, in
             stored_bytes += size
         else:
             frozen += tensor.numel()
+    for child in module.modules():  # virtual weights: regenerated, never held
+        virtual = child.virtual_weight() if isinstance(child, LowRankAdapter) else None
+        if virtual is not None and getattr(child, "W_", None) is None:
+            frozen += virtual.numel()
+            dense += virtual.numel()
+            dense_bytes += int(virtual.memory()["dense_bytes"])
     return trainable, frozen, stored, stored_bytes, dense_bytes, dense
 
 

@@ -31,6 +31,15 @@ layer is built with the *effective* rank ``min(r, d_in, d_out)`` and a
 weight in place (``W ← β·W + s·B·A``) so inference costs one product;
 :meth:`LowRankAdapter.unmerge` restores ``W`` exactly by regenerating it from
 the seed.
+
+**Stored or virtual.** The frozen weight is held as the buffer ``W_`` (stored,
+the default) or, with ``weights="virtual"``, as a
+:class:`~deepreservoir.frozen_weight.VirtualWeight` submodule ``W_virtual_`` whose
+row tiles are regenerated in every product (``W_`` is then ``None``, or the
+merged matrix while merged). :meth:`LowRankAdapter.frozen_weight` gives either
+as a :class:`~deepreservoir.frozen_weight.FrozenWeight`, and
+:meth:`LowRankAdapter.frozen_tensor` the dense matrix (materialised for a
+virtual weight), so nothing outside needs to know which (docs/virtual_weights.md).
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from torch import Tensor
 
 from deepreservoir.errors import DeepReservoirError
 from deepreservoir.families import make_weight
+from deepreservoir.frozen_weight import FrozenWeight, StoredWeight, VirtualWeight
 from deepreservoir.seeding import SeedKey
 
 __all__ = ["B_INITS", "LowRankAdapter", "MergedAdapterError", "RankCappedWarning",
@@ -113,7 +123,9 @@ class LowRankAdapter:
     A class using it sets the hyperparameters with :meth:`_init_adapter`, creates
     the tensors with :meth:`_build_adapter` and implements
     :meth:`_regenerate_frozen` (the exact frozen weight, drawn again from the seed).
-    The frozen weight lives in the buffer ``W_`` (``None`` for a zero scaffold).
+    The frozen weight lives in the buffer ``W_`` (``None`` for a zero scaffold), or
+    in the :class:`~deepreservoir.frozen_weight.VirtualWeight` ``W_virtual_`` (see
+    :meth:`_install_virtual`); read it through :meth:`frozen_weight`.
 
     Attributes
     ----------
@@ -241,26 +253,87 @@ class LowRankAdapter:
         """Fold the adapter into the frozen weight, in place: ``W ← β·W + scale·B·A``.
 
         Afterwards the layer applies one dense product and its adapter is inert
-        until :meth:`unmerge`. Training a merged layer is refused.
+        until :meth:`unmerge`. Training a merged layer is refused. A virtual
+        weight is materialised: the merged matrix is stored in ``W_`` until
+        :meth:`unmerge`, which drops it again.
         """
         if self.merged_ or not self.has_adapter():
             return
-        frozen = getattr(self, "W_", None)
+        frozen = self.frozen_tensor()
         if frozen is None:
             raise MergedAdapterError(
                 f"{type(self).__name__} has no frozen weight to merge into (family=None); "
                 f"its output is the adapter alone.")
         with torch.no_grad():
             frozen.mul_(self.gate_value()).add_(self.delta().to(frozen.dtype))
+        if self.virtual_weight() is not None:
+            self.W_ = frozen
         self.merged_ = True
 
     def unmerge(self) -> None:
         """Undo :meth:`merge` exactly: the frozen weight is regenerated from the seed."""
         if not self.merged_:
             return
-        with torch.no_grad():
-            self.W_.copy_(self._regenerate_frozen())
+        if self.virtual_weight() is not None:
+            self.W_ = None
+        else:
+            with torch.no_grad():
+                self.W_.copy_(self._regenerate_frozen())
         self.merged_ = False
+
+    # ------------------------------------------------------- stored or virtual
+    def _install_virtual(self, weight: VirtualWeight | None) -> None:
+        """Hold the frozen weight as ``weight`` (``W_`` becomes ``None``); ``None``: drop it."""
+        self.register_buffer("W_", None, persistent=False)
+        if weight is None:
+            self._modules.pop("W_virtual_", None)
+        else:
+            self.W_virtual_ = weight
+
+    def _hold_frozen(self, weights: str, regenerate: Any, family: Any, key: SeedKey,
+                     shape: tuple[int, ...], fan_in: int, fan_out: int, *, owner: str,
+                     dtype: torch.dtype, device: Any) -> None:
+        """Hold the frozen weight: ``W_ = regenerate()`` (stored) or a virtual weight.
+
+        ``weights="virtual"`` builds a :class:`~deepreservoir.frozen_weight.VirtualWeight`
+        of role ``"W"`` for a 2-D ``shape``; other shapes (convolution kernels,
+        embedding tables) stay stored.
+        """
+        if weights == "virtual" and len(shape) == 2 and family is not None:
+            self._install_virtual(VirtualWeight(family, key, "W", shape, fan_in=fan_in,
+                                                fan_out=fan_out, dtype=dtype, device=device,
+                                                owner=owner))
+        else:
+            self.register_buffer("W_", regenerate(), persistent=False)
+
+    def virtual_weight(self) -> VirtualWeight | None:
+        """The virtual frozen weight, or ``None`` when the weight is stored (or absent)."""
+        return self._modules.get("W_virtual_")
+
+    def frozen_weight(self) -> FrozenWeight | None:
+        """The frozen weight now applied: stored ``W_`` (merged or not) or the virtual one.
+
+        Returns
+        -------
+        FrozenWeight or None
+            A :class:`~deepreservoir.frozen_weight.StoredWeight` on ``W_``, the
+            :class:`~deepreservoir.frozen_weight.VirtualWeight`, or ``None`` for
+            a zero scaffold.
+        """
+        stored = getattr(self, "W_", None)
+        if stored is not None:
+            return StoredWeight(stored)
+        return self.virtual_weight()
+
+    def frozen_tensor(self) -> Tensor | None:
+        """The frozen weight as a dense tensor (a virtual one is materialised), or None."""
+        weight = self.frozen_weight()
+        return None if weight is None else weight.materialize()
+
+    def _frozen_options(self) -> dict[str, Any]:
+        """The frozen weight's ``dtype`` and ``device`` (for building dense copies)."""
+        weight = self.frozen_weight()
+        return {"dtype": weight.dtype, "device": weight.device}
 
     def check_unmerged(self, action: str) -> None:
         """Raise :class:`MergedAdapterError` if the adapter is merged."""
