@@ -167,3 +167,17 @@ def test_the_default_sampler_cuts_batches_on_the_datas_device_in_the_seeded_orde
     moved = samples.to(torch.device("meta"))
     assert {t.device.type for t in (moved.x, moved.lengths, moved.y, moved.mask)} == {"meta"}
     assert samples.to(torch.device("cpu")) is samples
+
+
+def test_a_train_step_outside_fit_fails_at_once_on_a_nan_loss():
+    """Deferred checks are for fit's epoch loop; a lone train_step never hides a NaN."""
+    from deepreservoir.training import GradientConfig, Samples
+    from deepreservoir.training.options import GRADIENT_DEFAULTS
+
+    model = dr.Input() >> dr.Dense(1, seed=0)
+    model.run(np.zeros((1, 2), dtype=np.float32))
+    trainer = Trainer(model, GradientConfig.from_options({**GRADIENT_DEFAULTS, "lr": 0.1}))
+    x = torch.full((4, 1, 2), float("nan"))
+    batch = Samples(x, None, torch.zeros(4, 1), torch.ones(4, dtype=torch.bool), False, False)
+    with pytest.raises(TrainingError, match="non-finite|nan"):
+        trainer.train_step(batch)

@@ -254,7 +254,7 @@ class Trainer:
             always ``None`` without immediate checks (:attr:`immediate_checks`),
             where a non-finite loss or output is recorded on the device instead.
         """
-        if not self._immediate:
+        if not self._immediate and self._first_bad is not None:  # inside fit's epoch loop
             checked = finite_check_enabled()
             with finite_check(False):
                 out = _outputs(self.model, batch.x)
@@ -540,8 +540,7 @@ class Trainer:
         return running, count
 
     def _replay(self, epoch: int, sampler, device, rng, bad: int, loss: float) -> None:
-        """Run epoch ``epoch`` again from its start, every step checked at once, to batch
-        ``bad`` (the first non-finite one the device recorded): the error of that step."""
+        """Re-run epoch ``epoch`` checking every step, to its first non-finite batch ``bad``."""
         self.restore(self._good)
         _rng_state(device, rng)
         previous, self._immediate = self._immediate, True
@@ -566,6 +565,7 @@ class Trainer:
         running, count = self._batches(epoch, sampler, device)
         total, bad, loss = torch.stack([running, self._first_bad.to(torch.float64),
                                         self._bad_loss]).tolist()  # the epoch's one read
+        self._first_bad = None  # a train_step outside fit checks at once
         if bad >= 0:
             self._replay(epoch, sampler, device, rng, int(bad), loss)
         for callback in self.callbacks:
