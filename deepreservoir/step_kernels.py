@@ -70,6 +70,7 @@ from deepreservoir.errors import ParameterError, format_value
 __all__ = [
     "KERNELS",
     "TANH_FORMS",
+    "InputDrive",
     "choose_kernel",
     "clear_kernel_choices",
     "column_block",
@@ -434,7 +435,66 @@ def _tail(activation: Callable[[Tensor], Tensor], lr: float | Tensor, elements: 
     return fast, 1.0
 
 
-def run_inplace(state: Tensor, drive: Tensor, operator: Tensor, lr: float | Tensor,
+class InputDrive:
+    """The drive ``Win·u[t] + b``, computed in the layout the loop needs, when it needs it.
+
+    The CSR loop steps ``(N, B)`` column blocks, so its drive is computed in that
+    layout, a chunk of steps at a time, instead of being transposed from
+    ``(B, T, N)``. With one input feature the projection is an outer product:
+    ``torch.addcmul`` writes it in one pass (a matrix product with an inner size
+    of 1 is several times slower).
+
+    Parameters
+    ----------
+    inputs : Tensor, shape (B, T, F)
+    Win : Tensor, shape (N, F)
+    bias : Tensor of shape (N,), or None
+    """
+
+    def __init__(self, inputs: Tensor, Win: Tensor, bias: Tensor | None) -> None:
+        self.inputs, self.Win, self.bias = inputs, Win, bias
+        self.shape = (inputs.shape[0], inputs.shape[1], Win.shape[0])
+        self.dtype, self.device = Win.dtype, Win.device
+
+    def into(self, out: Tensor) -> Tensor:
+        """The whole drive, ``(B, T, N)``, written into ``out``."""
+        if self.Win.shape[1] == 1:
+            weights = self.Win[:, 0]
+            if self.bias is None:
+                return torch.mul(self.inputs, weights, out=out)
+            return torch.addcmul(self.bias, self.inputs, weights, out=out)
+        torch.matmul(self.inputs, self.Win.T, out=out)
+        return out if self.bias is None else out.add_(self.bias)
+
+    def columns(self, start: int, stop: int, blocks: int) -> Tensor:
+        """Steps ``start:stop`` as ``(stop − start, blocks, N, B / blocks)``."""
+        batch, _, features = self.inputs.shape
+        u = (self.inputs[:, start:stop].reshape(blocks, batch // blocks, -1, features)
+             .permute(2, 0, 3, 1))                      # (c, blocks, F, width)
+        shape = (u.shape[0], blocks, self.Win.shape[0], u.shape[3])
+        out = torch.empty(shape, dtype=self.dtype, device=self.device)
+        if features == 1:
+            weights = self.Win[:, :1]                   # (N, 1) broadcast over width
+            if self.bias is None:
+                return torch.mul(u, weights, out=out)
+            return torch.addcmul(self.bias[:, None], u, weights, out=out)
+        torch.matmul(self.Win, u, out=out)
+        return out if self.bias is None else out.add_(self.bias[:, None])
+
+
+class _TensorDrive:
+    """A precomputed ``(B, T, N)`` drive, read in the loop's layouts."""
+
+    def __init__(self, drive: Tensor) -> None:
+        self.drive, self.shape = drive, tuple(drive.shape)
+
+    def columns(self, start: int, stop: int, blocks: int) -> Tensor:
+        batch, _, units = self.shape
+        return (self.drive[:, start:stop].reshape(blocks, batch // blocks, -1, units)
+                .permute(2, 0, 3, 1).contiguous())
+
+
+def run_inplace(state: Tensor, drive: Tensor | InputDrive, operator: Tensor, lr: float | Tensor,
                 activation: Callable[[Tensor], Tensor],
                 out: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The leaky reservoir loop without autograd, every sequence running all steps.
@@ -445,8 +505,9 @@ def run_inplace(state: Tensor, drive: Tensor, operator: Tensor, lr: float | Tens
     ----------
     state : Tensor, shape (B, N)
         State before the first step.
-    drive : Tensor, shape (B, T, N)
+    drive : Tensor of shape (B, T, N), or InputDrive
         ``Win·u[t] + b`` for every step; read, never written unless it is ``out``.
+        An :class:`InputDrive` computes it where the loop needs it.
     operator : Tensor, shape (N, N)
         ``W`` as returned by :func:`operator_for`: dense, sparse CSR or sparse BSR.
     lr : float in (0, 1], or Tensor of shape (N,)
@@ -470,7 +531,13 @@ def run_inplace(state: Tensor, drive: Tensor, operator: Tensor, lr: float | Tens
     product on two threads was measured 1000× slower than on one.
     """
     batch, steps = drive.shape[:2]
-    states = out if out is not None else torch.empty_like(drive)
+    # The column loop writes (B, N) slices T·N apart, and first-touch page faults
+    # spread over the loop cost more than one sequential fill (measured 3×): zeros
+    # there; elsewhere the drive is written into the states first.
+    columns = operator.layout != torch.strided and batch > 1
+    allocate = torch.zeros if columns else torch.empty
+    states = out if out is not None else allocate(drive.shape, dtype=state.dtype,
+                                                  device=state.device)
     if steps == 0:
         return states, state.clone()
     flops = (operator._nnz() if operator.layout != torch.strided else operator.numel()) * batch
@@ -497,14 +564,18 @@ def _run(state, drive, operator, lr, activation, states):
     batch, _, units = drive.shape
     elements = batch * units
     tail, scale = _tail(activation, lr, elements, state.dtype, state.device)
-    if operator.layout == torch.strided:
-        return _run_rows(state, drive, operator, states, tail, scale)
-    if batch == 1:
+    columns = operator.layout != torch.strided and batch > 1
+    if not columns:
+        if isinstance(drive, InputDrive):
+            drive = drive.into(states)  # the states overwrite it step by step
+        if operator.layout == torch.strided:
+            return _run_rows(state, drive, operator, states, tail, scale)
         return _run_vector(state, drive, operator, states, tail, scale)
     if isinstance(lr, Tensor):  # per-unit rates run along the middle axis of (·, N, B)
         tail, scale = _tail(activation, lr.reshape(-1, 1), elements, state.dtype, state.device)
     width = column_block(operator, batch)
-    return _run_columns(state, drive, operator, states, tail, scale, width)
+    source = drive if isinstance(drive, InputDrive) else _TensorDrive(drive)
+    return _run_columns(state, source, operator, states, tail, scale, width)
 
 
 def _run_rows(state, drive, W, states, tail, scale):
@@ -537,7 +608,7 @@ def _run_columns(state, drive, W, states, tail, scale, width):
 
     The sparse product wants its dense operand as ``(N, columns)`` rows; blocks of
     ``width`` columns keep that operand in cache for large batches. The drive
-    is transposed in chunks of steps before they are needed, and the states are
+    comes in chunks of steps in that layout (``drive.columns``), and the states are
     written back through numpy on the CPU, whose transposing copy is about twice
     as fast as torch's for these shapes.
     """
@@ -552,8 +623,7 @@ def _run_columns(state, drive, W, states, tail, scale, width):
     for t in range(steps):
         if columns is None or t == start + columns.shape[0]:
             start = t
-            columns = (drive[:, t:t + chunk].reshape(blocks, width, -1, units)
-                       .permute(2, 0, 3, 1).contiguous())
+            columns = drive.columns(t, min(t + chunk, steps), blocks)
         for block in range(blocks):
             torch.addmm(columns[t - start, block], W, current[block], beta=scale,
                         alpha=scale, out=pre[block])

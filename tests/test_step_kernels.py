@@ -74,8 +74,9 @@ def test_column_blocks_are_bitwise_the_whole_product():
     state = torch.randn(128, 96, dtype=torch.float64) * 0.1
     tail, scale = K._tail(torch.tanh, 0.3, 128 * 96, torch.float64, torch.device("cpu"))
     assert scale == 2.0  # the sigmoid form at this size
-    whole = K._run_columns(state, drive, W, torch.empty_like(drive), tail, scale, 128)
-    blocked = K._run_columns(state, drive, W, torch.empty_like(drive), tail, scale, 32)
+    source = K._TensorDrive(drive)
+    whole = K._run_columns(state, source, W, torch.empty_like(drive), tail, scale, 128)
+    blocked = K._run_columns(state, source, W, torch.empty_like(drive), tail, scale, 32)
     assert torch.equal(whole[0], blocked[0]) and torch.equal(whole[1], blocked[1])
 
 
@@ -166,3 +167,22 @@ def test_functional_run_reservoir_uses_the_fused_loop_without_gradients():
         states, _ = F.run_reservoir(state, drive, W, 0.5, torch.tanh)
         direct, _ = K.run_inplace(state, drive, W, 0.5, torch.tanh)
     assert torch.equal(states, direct)
+
+
+@pytest.mark.parametrize("features", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_drive_from_inputs_is_the_precomputed_drive(features, bias):
+    """InputDrive computes Win·u + b where the loop needs it: the same states as the
+    drive computed up front, to the rounding of the input projection."""
+    gen = torch.Generator().manual_seed(7)
+    W = K.operator_for(_contraction(64, 0.1, 7), "csr")
+    x = torch.randn(64, 25, features, generator=gen, dtype=torch.float64)
+    Win = torch.randn(64, features, generator=gen, dtype=torch.float64)
+    b = torch.randn(64, generator=gen, dtype=torch.float64) if bias else None
+    state = torch.zeros(64, 64, dtype=torch.float64)
+    drive = F.reservoir_drive(x, Win, b)
+    for batch in (1, 64):
+        want, _ = K.run_inplace(state[:batch], drive[:batch], W, 0.5, torch.tanh)
+        got, _ = K.run_inplace(state[:batch], K.InputDrive(x[:batch], Win, b), W, 0.5,
+                               torch.tanh)
+        assert float((got - want).abs().max()) <= _bound(W.to_dense(), 0.5, torch.float64)

@@ -482,8 +482,12 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
             drive = F.reservoir_drive(x, self.Win_, self.bias_)
             return F.run_reservoir(state, drive, W, self.leak_rate(), self._activation_fn(),
                                    lengths)
-        # No gradient: add the bias in place and let the loop write each state over
-        # the drive step it has just read, so the (B, T, N) drive is the output.
+        if F._runs_every_step(lengths, x.shape[1]):  # the fused loop computes the drive
+            drive = step_kernels.InputDrive(x, self.Win_, self.bias_)
+            return step_kernels.run_inplace(state, drive, W, self.leak_rate(),
+                                            self._activation_fn())
+        # Ragged: add the bias in place and let the loop write each state over the
+        # drive step it has just read, so the (B, T, N) drive is the output.
         drive = x @ self.Win_.T
         if self.bias_ is not None:
             drive.add_(self.bias_)
