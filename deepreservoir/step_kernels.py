@@ -121,8 +121,13 @@ def _kernel_setting() -> str:
 
 
 def settings_version() -> tuple:
-    """A value that changes whenever the kernel settings or the measured choices change."""
-    return (_settings["kernel"], _settings["tanh"], os.environ.get(ENV_KERNEL), _generation[0])
+    """A value that changes whenever the kernel settings or the measured choices change.
+
+    Cheap enough for every ``Model.step``: it does not read the environment, so
+    after changing ``DEEPRESERVOIR_STEP_KERNEL`` inside a running process, call
+    :func:`clear_kernel_choices` (or use :func:`set_step_kernel`).
+    """
+    return (_settings["kernel"], _settings["tanh"], _generation[0])
 
 
 def step_kernel_settings() -> dict[str, str]:
