@@ -550,19 +550,10 @@ def run_inplace(state: Tensor, drive: Tensor | InputDrive, operator: Tensor, lr:
         return _run(state, drive, operator, lr, activation, states)
 
 
-@contextmanager
-def _step_threads(flops: int) -> Iterator[None]:
+def _step_threads(flops: int):
     """One thread for small steps (the policy of :mod:`deepreservoir.threads`), restored after."""
-    count = threads.get_num_threads() or (1 if flops < threads.SMALL_STEP_FLOPS else None)
-    previous = torch.get_num_threads()
-    if count is None or count == previous:
-        yield
-        return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    fixed = threads.get_num_threads()
+    return threads.scoped_threads(fixed or (1 if flops < threads.SMALL_STEP_FLOPS else None))
 
 
 def _run(state, drive, operator, lr, activation, states):

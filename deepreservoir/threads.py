@@ -37,8 +37,8 @@ import torch
 from deepreservoir.errors import ParameterError
 from deepreservoir.kinds import Stateful
 
-__all__ = ["SMALL_STEP_FLOPS", "get_num_threads", "set_num_threads", "step_flops",
-           "thread_scope", "use_threads"]
+__all__ = ["SMALL_STEP_FLOPS", "get_num_threads", "scoped_threads", "set_num_threads",
+           "step_flops", "thread_scope", "use_threads"]
 
 #: Below this many multiply-adds per time step, the time loop runs on one thread.
 SMALL_STEP_FLOPS = 4_000_000
@@ -129,7 +129,13 @@ def choose_threads(graph: Any, batch_size: int) -> int | None:
 @contextmanager
 def thread_scope(graph: Any, batch_size: int) -> Iterator[None]:
     """Run the body with the thread count :func:`choose_threads` picks, then restore it."""
-    count = choose_threads(graph, batch_size)
+    with scoped_threads(choose_threads(graph, batch_size)):
+        yield
+
+
+@contextmanager
+def scoped_threads(count: int | None) -> Iterator[None]:
+    """Run the body with ``count`` torch threads (``None``: unchanged), then restore them."""
     previous = torch.get_num_threads()
     if count is None or count == previous:
         yield
