@@ -128,13 +128,13 @@ def recurrent_matmul(state: Tensor, W: Tensor) -> Tensor:
     Parameters
     ----------
     state : Tensor, shape (B, N)
-    W : Tensor, shape (N, N), strided or sparse CSR
+    W : Tensor, shape (N, N), strided, sparse CSR or sparse BSR
 
     Returns
     -------
     Tensor, shape (B, N)
     """
-    if W.layout == torch.sparse_csr:
+    if W.layout != torch.strided:  # CSR or BSR (what Reservoir.recurrent_operator gives)
         if state.shape[0] == 1:
             return torch.mv(W, state[0]).unsqueeze(0)
         return (W @ state.T).T

@@ -10,7 +10,9 @@ norm, by the ``spectral_radius`` weight family, and by
 Methods and their errors
 ------------------------
 Which method ``"auto"`` takes: singular values are dense up to
-``dense_limit = DENSE_LIMIT = 3000`` and ARPACK above. For the radius, ARPACK
+``dense_limit = DENSE_LIMIT = 3000
+#: Below ``ONE_RUN_FLOOR·‖W‖_F`` a one-run ARPACK radius is not trusted (see :func:`radius`).
+ONE_RUN_FLOOR = 1e-4`` and ARPACK above. For the radius, ARPACK
 is always taken above ``dense_limit``; at or below it, the method predicted to
 be cheaper by a measured cost model (:func:`radius_costs`): dense LAPACK costs
 O(N³) whatever the matrix, ARPACK O(N·nnz) steps, so a sparse reservoir matrix
@@ -36,7 +38,9 @@ the top Ritz pair (residual times the eigenvalue condition number
 ``κ = 1/|yᵀx|``, ``y`` the left eigenvector found on ``Wᵀ``), together with the
 disagreement of the two independent runs. ``radius(..., error_bound=False)`` runs
 ARPACK once, on ``W`` only and without eigenvectors, and reports the requested
-tolerance ``ARPACK_TOL·ρ`` (an estimate, not a bound):
+tolerance ``ARPACK_TOL·ρ`` (an estimate, not a bound; a result below
+``ONE_RUN_FLOOR·‖W‖_F``, as ARPACK reports for a nilpotent ``W``, is redone by
+the bounded path):
 that is how a :class:`~deepreservoir.Reservoir` scales its ``W`` at build, about
 twice as fast, and agrees with the dense radius to 1e-10 in the tests.
 
@@ -74,6 +78,7 @@ __all__ = [
     "CACHE_SIZE",
     "DENSE_LIMIT",
     "METHODS",
+    "ONE_RUN_FLOOR",
     "cache_info",
     "clear_cache",
     "radius",
@@ -85,6 +90,8 @@ __all__ = [
 ]
 
 DENSE_LIMIT = 3000
+#: Below ``ONE_RUN_FLOOR·‖W‖_F`` a one-run ARPACK radius is not trusted (see :func:`radius`).
+ONE_RUN_FLOOR = 1e-4
 METHODS = ("auto", "dense", "arpack")
 ARPACK_K = 16
 ARPACK_TOL = 1e-12
@@ -277,7 +284,12 @@ def _arpack_radius(array: np.ndarray, bound: bool = True) -> tuple[float, float,
     operator = _operator(array)
     if not bound:  # one run, Ritz values only: the requested tolerance as the estimate
         top = float(np.max(np.abs(_arpack_eigs(operator, n, seed=0, vectors=False))))
-        return top, ARPACK_TOL * top, "arpack"
+        if top > ONE_RUN_FLOOR * float(np.linalg.norm(array)):
+            return top, ARPACK_TOL * top, "arpack"
+        # Far below ‖W‖_F (a random N × N matrix has ρ ≈ ‖W‖_F/√N): what ARPACK
+        # reports for a nilpotent W (true radius 0, measured 1e-5). The bounded
+        # paths decide.
+        return _dense_radius(array) if n <= DENSE_LIMIT else _arpack_radius(array)
     values, vectors = _arpack_eigs(operator, n, seed=0)
     top = int(np.argmax(np.abs(values)))
     lam, x = values[top], vectors[:, top]

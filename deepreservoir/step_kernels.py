@@ -262,6 +262,11 @@ def _seconds(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> f
     return best
 
 
+def _own_generator(device: torch.device) -> torch.Generator:
+    """A seeded generator of its own, so timing a kernel leaves torch's global one alone."""
+    return torch.Generator(device=device).manual_seed(0)
+
+
 def choose_kernel(W: Tensor, batch: int, nnz: int,
                   operators: dict[str, Tensor] | None = None) -> str:
     """The product kernel for stepping ``batch`` series with ``W``.
@@ -309,8 +314,7 @@ def choose_kernel(W: Tensor, batch: int, nnz: int,
         choice = "csr" if "csr" in candidates and density < _RULE_DENSITY else "dense"
     else:
         probe = torch.randn(m, columns, dtype=W.dtype, device=W.device,
-                            generator=None if W.device.type != "cpu"
-                            else torch.Generator().manual_seed(0))
+                            generator=_own_generator(W.device))
         timings = {}
         with torch.no_grad():
             for candidate in timeable:
@@ -359,7 +363,8 @@ def column_block(operator: Tensor, batch: int) -> int:
     if cached is not None:
         return cached
     m = operator.shape[1]
-    probe = torch.randn(m, batch, dtype=operator.dtype, device=operator.device)
+    probe = torch.randn(m, batch, dtype=operator.dtype, device=operator.device,
+                        generator=_own_generator(operator.device))
     blocks = probe.reshape(m, -1, _BLOCK_WIDTH).permute(1, 0, 2).contiguous()
 
     def blocked():
@@ -612,7 +617,8 @@ def _run_columns(state, drive, W, states, tail, scale, width):
     """
     batch, steps, units = drive.shape
     blocks = batch // width
-    current = state.reshape(blocks, width, units).transpose(1, 2).contiguous()
+    current = state.reshape(blocks, width, units).transpose(1, 2).clone(
+        memory_format=torch.contiguous_format)  # never the caller's storage (N = 1)
     following = torch.empty_like(current)
     pre = torch.empty_like(current)
     on_cpu = states.device.type == "cpu"

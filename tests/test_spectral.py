@@ -436,3 +436,19 @@ def test_a_built_reservoir_has_exactly_its_spectral_radius():
     reservoir = dr.Reservoir(800, sr=0.9, rc_connectivity=0.1, seed=3, dtype=torch.float64)
     reservoir.run(np.zeros((2, 1)))
     assert abs(deepreservoir.spectral.radius(reservoir.W_.numpy(), "dense")[0] - 0.9) < 1e-10
+
+
+def test_a_nilpotent_sparse_matrix_is_not_given_a_spurious_radius():
+    """One ARPACK run reports ~1e-5 for a strictly triangular W (radius 0): the build
+    falls back to a bounded path and refuses to rescale, as it always did."""
+    import torch
+
+    import deepreservoir as dr
+    from deepreservoir.errors import ParameterError
+
+    W = np.triu(np.random.default_rng(0).standard_normal((600, 600)), 1)
+    W *= np.random.default_rng(1).random((600, 600)) < 0.002
+    assert deepreservoir.spectral.radius(W, "arpack", error_bound=False)[0] == 0.0
+    with pytest.raises(ParameterError, match="spectral_radius 0"):
+        dr.Reservoir(1000, rc_connectivity=0.0003, seed=0, dtype=torch.float64).run(
+            np.zeros((2, 1)))

@@ -186,3 +186,38 @@ def test_a_drive_from_inputs_is_the_precomputed_drive(features, bias):
         got, _ = K.run_inplace(state[:batch], K.InputDrive(x[:batch], Win, b), W, 0.5,
                                torch.tanh)
         assert float((got - want).abs().max()) <= _bound(W.to_dense(), 0.5, torch.float64)
+
+
+def test_every_path_of_a_reservoir_runs_with_each_pinned_kernel():
+    """Step, gradient, ES2N and IP reservoirs accept the BSR (and CSR) operator too."""
+    x = np.random.default_rng(1).standard_normal((3, 8, 2))
+    for kernel in ("bsr", "csr", "dense"):
+        with K.step_kernel(kernel):
+            reservoir = dr.Reservoir(64, rc_connectivity=0.2, seed=2, dtype=dr.float64)
+            states = reservoir.run(x)
+            stepped = [reservoir._as_model().step(u) for u in x[:, 0]]  # B = 1 steps
+            assert np.all(np.isfinite(stepped))
+            batch = torch.tensor(x, requires_grad=True)
+            reservoir(batch).sum().backward()  # the gradient path
+            assert torch.isfinite(batch.grad).all()
+            for node in (dr.ES2N(64, seed=2), dr.IPReservoir(64, seed=2)):
+                assert np.all(np.isfinite(node.run(x)))
+        assert states.shape == (3, 8, 64)
+
+
+def test_choosing_a_kernel_leaves_the_global_generator_alone():
+    W = K.operator_for(_contraction(96, 0.1, 8), "csr")
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    K.choose_kernel(_contraction(96, 0.1, 8), 64, int((W.to_dense() != 0).sum()))
+    K.column_block(W, 64)
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_the_caller_state_is_never_written_even_with_one_unit():
+    W = K.operator_for(torch.tensor([[0.5]], dtype=torch.float64), "csr")
+    state = torch.tensor([[0.5], [-0.5]], dtype=torch.float64)
+    before = state.clone()
+    K.run_inplace(state, torch.ones(2, 4, 1, dtype=torch.float64), W, 1.0, torch.tanh)
+    assert torch.equal(state, before)

@@ -181,3 +181,23 @@ def test_a_train_step_outside_fit_fails_at_once_on_a_nan_loss():
     batch = Samples(x, None, torch.zeros(4, 1), torch.ones(4, dtype=torch.bool), False, False)
     with pytest.raises(TrainingError, match="non-finite|nan"):
         trainer.train_step(batch)
+
+
+def test_after_a_failed_fit_train_step_and_bce_targets_are_checked_again():
+    from deepreservoir.training import GradientConfig, Samples
+    from deepreservoir.training.options import GRADIENT_DEFAULTS
+
+    model = dr.Input() >> dr.Dense(1, seed=0)
+    model.run(np.zeros((1, 2), dtype=np.float32))
+    options = {**GRADIENT_DEFAULTS, "lr": 0.1, "loss": "bce", "epochs": 1}
+    trainer = Trainer(model, GradientConfig.from_options(options))
+    nan = Samples(torch.full((4, 1, 2), float("nan")), None, torch.zeros(4, 1),
+                  torch.ones(4, dtype=torch.bool), False, False)
+    with pytest.raises(TrainingError):
+        trainer.fit(nan)
+    with pytest.raises(TrainingError):
+        trainer.train_step(nan)  # not deferred: the fit that failed is over
+    bad_target = Samples(torch.ones(4, 1, 2), None, torch.full((4, 1), 5.0),
+                         torch.ones(4, dtype=torch.bool), False, False)
+    with pytest.raises(Exception, match=r"\[0, 1\]|probabilit"):
+        trainer.train_step(bad_target)

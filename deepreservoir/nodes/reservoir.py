@@ -480,6 +480,7 @@ class Reservoir(Node, Stateful, FrozenWeights, LowRankAdapter, GradientTrained, 
         W = self.recurrent_operator(x.shape[0])
         if F._needs_grad(x, state, self.Win_, self.bias_, W):
             drive = F.reservoir_drive(x, self.Win_, self.bias_)
+            W = self.W_ if W.layout == torch.sparse_bsr else W  # no autograd through BSR
             return F.run_reservoir(state, drive, W, self.leak_rate(), self._activation_fn(),
                                    lengths)
         if F._runs_every_step(lengths, x.shape[1]):  # the fused loop computes the drive

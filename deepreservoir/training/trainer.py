@@ -494,8 +494,8 @@ class Trainer:
         model = self.model
         model.train()
         self._good = self.snapshot()
-        rng_devices = [device.index if device.index is not None else
-                       torch.cuda.current_device()] if device.type == "cuda" else []
+        rng_devices = [torch.cuda.current_device() if device.index is None else device.index
+                       ] if device.type == "cuda" else []
         try:
             for callback in self.callbacks:
                 callback.on_fit_begin(self)
@@ -507,6 +507,8 @@ class Trainer:
                     if self._epoch(epoch, sampler, validation, device):
                         break
         finally:
+            # However the fit ended, a lone train_step checks at once, targets included.
+            self._first_bad, self.loss_fn = None, loss_function(self.config.loss)
             for callback in self.callbacks:
                 callback.on_fit_end(self)
             model.eval()
@@ -516,8 +518,7 @@ class Trainer:
                  ) -> tuple[Tensor, float]:
         """Train on epoch ``epoch``'s batches (to batch ``last``) with no host read; return
         the sums of ``loss * share`` (float64, on ``device``) and of the shares."""
-        running = torch.zeros((), dtype=torch.float64, device=device)
-        count = 0
+        running, count = torch.zeros((), dtype=torch.float64, device=device), 0
         self._first_bad = torch.full((), -1, dtype=torch.int64, device=device)
         self._bad_loss = torch.zeros((), dtype=torch.float64, device=device)
         for b, batch in enumerate(sampler.batches(epoch)):
@@ -565,7 +566,6 @@ class Trainer:
         running, count = self._batches(epoch, sampler, device)
         total, bad, loss = torch.stack([running, self._first_bad.to(torch.float64),
                                         self._bad_loss]).tolist()  # the epoch's one read
-        self._first_bad = None  # a train_step outside fit checks at once
         if bad >= 0:
             self._replay(epoch, sampler, device, rng, int(bad), loss)
         for callback in self.callbacks:
