@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -446,7 +447,8 @@ def gram(x: Tensor) -> Tensor:
     if x.device.type != "cpu" or x.requires_grad or not x.is_contiguous():
         return x.T @ x
     rows = x.numpy()
-    return torch.from_numpy(rows.T @ rows)
+    with np.errstate(over="ignore", invalid="ignore"):  # the callers check finiteness
+        return torch.from_numpy(rows.T @ rows)
 
 
 def first_nonfinite(statistics: dict[str, Tensor]) -> tuple[str, int, int] | None:
