@@ -34,8 +34,11 @@ must be bitwise equal.
 The fused loop
 --------------
 :func:`run_inplace` allocates its buffers once and then, per step, makes one
-call for the product and the drive (``torch.addmm``/``addmv`` add the drive
-inside the product), and two to three in-place passes for the tail. With
+call for the product and the drive (``torch.addmm``, or BLAS ``addmv`` for one
+series and a dense ``W``, add the drive inside the product; a sparse ``mv`` is
+followed by one add, which measured faster than MKL's sparse ``addmv``), and
+one to three in-place passes for the tail. The drive itself
+(:class:`InputDrive`) is computed in the layout each loop steps. With
 ``tanh`` it uses the identity
 
 .. math::
