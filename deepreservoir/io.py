@@ -38,7 +38,7 @@ from deepreservoir.graph import Link
 from deepreservoir.kinds import FrozenWeights
 from deepreservoir.lora import RankCappedWarning
 from deepreservoir.nodes.base import Node
-from deepreservoir.seeding import GENERATOR, GENERATOR_VERSION, SeedKey, fingerprint
+from deepreservoir.seeding import GENERATOR, GENERATOR_VERSION, SeedKey
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "KEY", "PATH", "load", "load_state_into", "read_spec",
            "register_node", "save"]
@@ -101,14 +101,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
 def _frozen_fingerprints(node: Node) -> dict[str, str]:
     if not isinstance(node, FrozenWeights) or not node.built:
         return {}
-    prints = {}
-    for name, tensor in node.frozen_tensors().items():
-        if tensor is None:
-            continue
-        if tensor.layout != torch.strided:
-            tensor = tensor.to_dense()
-        prints[name] = fingerprint(tensor.detach().to("cpu", torch.float64).numpy())
-    return prints
+    return node.frozen_fingerprints()
 
 
 def _json_value(value: Any) -> Any:

@@ -246,6 +246,29 @@ class FrozenWeights(ABC):
     def frozen_tensors(self) -> dict[str, Tensor]:
         """The materialised frozen tensors, by attribute name (built nodes only)."""
 
+    def frozen_fingerprints(self) -> dict[str, str]:
+        """:func:`deepreservoir.seeding.fingerprint` of each frozen tensor, by name.
+
+        What artifacts record and data-parallel processes compare. The default
+        hashes :meth:`frozen_tensors`; a node whose weights are regenerated tile
+        by tile overrides it to hash them without materialising them.
+
+        Returns
+        -------
+        dict of str to str
+            16 hex digits per tensor.
+        """
+        from deepreservoir.seeding import fingerprint
+
+        prints = {}
+        for name, tensor in self.frozen_tensors().items():
+            if tensor is None:
+                continue
+            if tensor.layout != torch.strided:
+                tensor = tensor.to_dense()
+            prints[name] = fingerprint(tensor.detach().to("cpu", torch.float64).numpy())
+        return prints
+
     def source_fingerprint(self) -> str | None:
         """Fingerprint of the raw seeded draw before any rescaling, if the node keeps one."""
         return None

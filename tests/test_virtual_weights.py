@@ -300,3 +300,25 @@ def test_footprint_counts_a_virtual_scaffold_like_a_stored_one():
         found = footprint(model)
         counts.append((found.trainable, found.frozen, found.dense, found.dense_bytes))
     assert counts[0] == counts[1]
+
+
+def test_fingerprints_stream_and_equal_the_stored_model_s(monkeypatch):
+    """Artifacts and data-parallel checks fingerprint a virtual scaffold tile by tile:
+    the same hashes as the stored model's, and never the dense matrix."""
+    from deepreservoir.frozen_weight import VirtualWeight
+
+    prints = []
+    for weights in ("stored", "virtual"):
+        model = dr.scaffold_mlp("tiny", 10, r=4, seed=3, weights=weights, bias="seeded")
+        model.run(np.zeros((2, 784), dtype=np.float32))
+        prints.append({name: node.frozen_fingerprints() for name, node in model.nodes.items()
+                       if hasattr(node, "frozen_fingerprints")})
+
+    def refuse(self):
+        raise AssertionError("materialised a virtual weight")
+
+    monkeypatch.setattr(VirtualWeight, "materialize", refuse)
+    streamed = {name: node.frozen_fingerprints() for name, node in model.nodes.items()
+                if hasattr(node, "frozen_fingerprints")}
+    assert prints[0] == prints[1] == streamed
+    assert any("W_" in entry for entry in streamed.values())

@@ -51,9 +51,8 @@ def model_fingerprints(model) -> dict[str, dict[str, str]]:
         entry: dict[str, str] = {}
         if getattr(node, "built", False):
             if isinstance(node, FrozenWeights):
-                for key, tensor in node.frozen_tensors().items():
-                    if tensor is not None:
-                        entry[f"scaffold {key}"] = _hash(tensor)
+                for key, value in node.frozen_fingerprints().items():
+                    entry[f"scaffold {key}"] = value
             for key, tensor in node.state_dict().items():
                 if isinstance(tensor, torch.Tensor):
                     entry[f"trained {key}"] = _hash(tensor)

@@ -196,6 +196,16 @@ class LowRankNode(Node, LowRankAdapter, Scaffolded, GradientTrained, Gated, Weig
             tensors["bias_"] = self.bias_
         return tensors
 
+    def frozen_fingerprints(self) -> dict[str, str]:
+        """Fingerprints of :meth:`frozen_tensors`; a virtual scaffold's streams tile by tile."""
+        virtual = self.virtual_weight()
+        if virtual is None:
+            return super().frozen_fingerprints()
+        prints = {"W_": virtual.fingerprint()}
+        if self.use_bias == "seeded" and self.built:
+            prints["bias_"] = fingerprint(self.bias_.detach().to("cpu", torch.float64).numpy())
+        return prints
+
     def _build_lora(self, d_in: int, d_out: int) -> None:
         if self.weights == "virtual" and self.family is not None:
             self._install_virtual(self._virtual_scaffold(d_in, d_out))
