@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _memory import step_tensor_peak
 from torch import nn
 
 import deepreservoir as dr
@@ -173,24 +174,7 @@ def _live_bytes(run: Trainer) -> int:
 
 def tensor_peak(variant: str, device: str) -> dict[str, int]:
     """Peak bytes of live torch tensors during one training step (see the module doc)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    run = trainer(variant, device)
-    for _ in range(2):
-        run.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    gc.collect()
-    baseline = _live_bytes(run)
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run.step()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-              and e.device_type() == torch.autograd.DeviceType.CPU]
-    events.sort(key=lambda e: e.start_ns())
-    running = extra = 0
-    for event in events:
-        running += event.nbytes()
-        extra = max(extra, running)
-    return {"baseline": baseline, "peak": baseline + extra}
+    return step_tensor_peak(trainer(variant, device), _live_bytes)
 
 
 def resident_peak(variant: str, device: str) -> int:

@@ -54,6 +54,7 @@ import time
 from pathlib import Path
 
 import torch
+from _memory import step_tensor_peak
 from torch import nn
 
 import deepreservoir as dr
@@ -121,23 +122,7 @@ def _live_bytes(run: Run) -> int:
 
 def tensor_peak(variant: str, widths, batch: int, tile_bytes: int | None) -> dict[str, int]:
     """Live tensor bytes at the peak of one training step (see the module docstring)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    run = Run(variant, widths, batch, tile_bytes)
-    for _ in range(2):
-        run.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    gc.collect()
-    baseline = _live_bytes(run)
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run.step()
-    events = sorted((e for e in prof.profiler.kineto_results.events()
-                     if e.name() == "[memory]"), key=lambda e: e.start_ns())
-    running = extra = 0
-    for event in events:
-        running += event.nbytes()
-        extra = max(extra, running)
-    return {"baseline": baseline, "peak": baseline + extra}
+    return step_tensor_peak(Run(variant, widths, batch, tile_bytes), _live_bytes)
 
 
 def resident_peak(variant: str, widths, batch: int, tile_bytes: int | None,
