@@ -41,8 +41,10 @@ epochs = 1
 batch_size = 64
 """
 
-# ~1 s per cell on one core: 6 cells
-SHORT_CELLS = """
+
+def _digits_grid(full: bool, epochs: int) -> str:
+    """A 2 ranks × 2 seeds LottaLoRA grid on 150 digits (with full training: 6 cells)."""
+    return f"""
 [sweep]
 dataset = "digits"
 num_samples = 150
@@ -50,28 +52,19 @@ ranks = [1, 2]
 seeds = [0, 1]
 families = ["normal"]
 presets = ["tiny"]
-full = true
+full = {str(full).lower()}
 
 [train]
-epochs = 40
+epochs = {epochs}
 batch_size = 64
 """
+
+
+# ~1 s per cell on one core: 6 cells
+SHORT_CELLS = _digits_grid(full=True, epochs=40)
 
 # long cells: the sweep is killed long before it ends
-LONG_GRID = """
-[sweep]
-dataset = "digits"
-num_samples = 150
-ranks = [1, 2]
-seeds = [0, 1]
-families = ["normal"]
-presets = ["tiny"]
-full = false
-
-[train]
-epochs = 2000
-batch_size = 64
-"""
+LONG_GRID = _digits_grid(full=False, epochs=2000)
 
 
 def _stat(pid: int) -> list[str] | None:
