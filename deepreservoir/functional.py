@@ -9,7 +9,6 @@ Layout: a state batch is ``(B, N)``, a sequence batch ``(B, T, F)``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -210,14 +209,7 @@ def csr_operator(W: Tensor) -> Tensor:
     -------
     Tensor, shape (N, M), sparse CSR
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
-        csr = W if W.layout == torch.sparse_csr else W.to_sparse_csr()
-        if csr._nnz() >= 2**31 - 1 or csr.crow_indices().dtype == torch.int32:
-            return csr
-        return torch.sparse_csr_tensor(csr.crow_indices().to(torch.int32),
-                                       csr.col_indices().to(torch.int32), csr.values(),
-                                       size=csr.shape, check_invariants=False)
+    return step_kernels.operator_for(W, "csr")
 
 
 def _needs_grad(*tensors: Tensor) -> bool:

@@ -201,10 +201,11 @@ def clear_kernel_choices() -> None:
 
 # ----------------------------------------------------------------- operators
 def _csr(W: Tensor) -> Tensor:
+    """``W`` as CSR with int32 indices (see :func:`deepreservoir.functional.csr_operator`)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
-        csr = W.to_sparse_csr()
-        if csr._nnz() >= 2**31 - 1:
+        csr = W if W.layout == torch.sparse_csr else W.to_sparse_csr()
+        if csr._nnz() >= 2**31 - 1 or csr.crow_indices().dtype == torch.int32:
             return csr
         # int32 indices: MKL converts int64 ones on every product.
         return torch.sparse_csr_tensor(csr.crow_indices().to(torch.int32),
