@@ -108,16 +108,22 @@ def _call(threads: int, fn: Callable[..., Any], *job: Any) -> Any:
     return fn(*job)
 
 
-def _call_on_worker(threads: int, fn: Callable[..., Any], *job: Any) -> Any:
-    """:func:`_call` on a Dask worker, with Dask's scheduler set to "synchronous".
+def _call_on_worker(threads: int, kernel: dict[str, str], fn: Callable[..., Any],
+                    *job: Any) -> Any:
+    """:func:`_call` on a Dask worker, with Dask's scheduler set to "synchronous"
+    and the submitting process's time-loop kernel settings.
 
     Otherwise a library that computes a Dask collection inside the job (xarray's
     ``to_netcdf`` does) opens a client back to the cluster from the worker, which
-    is left behind when the worker stops.
+    is left behind when the worker stops. The kernel settings travel with the
+    job so that a kernel pinned in the client (``step_kernel("csr")`` or
+    ``DEEPRESERVOIR_STEP_KERNEL``) gives the workers the same sums, bit for bit.
     """
     import dask
 
-    with dask.config.set(scheduler="synchronous"):
+    from deepreservoir.step_kernels import step_kernel
+
+    with dask.config.set(scheduler="synchronous"), step_kernel(**kernel):
         return _call(threads, fn, *job)
 
 
@@ -412,6 +418,9 @@ class DaskPool:
         positive_int(in_flight, "in_flight", "DaskPool.stream")
         from distributed import as_completed
 
+        from deepreservoir.step_kernels import step_kernel_settings
+
+        kernel = step_kernel_settings()
         futures: dict[Any, tuple[Any, tuple]] = {}
         done = as_completed([], loop=self.client.loop)
         submitted = 0
@@ -419,8 +428,8 @@ class DaskPool:
         def submit() -> None:
             nonlocal submitted
             key, job = ask()
-            future = self.client.submit(_call_on_worker, self.threads_per_worker, fn, *job,
-                                        pure=False)
+            future = self.client.submit(_call_on_worker, self.threads_per_worker, kernel,
+                                        fn, *job, pure=False)
             futures[future] = (key, job)
             done.add(future)
             submitted += 1

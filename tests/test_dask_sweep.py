@@ -178,6 +178,12 @@ def test_the_pool_sets_up_its_workers_and_reports_each_failure():
         pool.run(divmod, [(8, 3)], results.__setitem__)
         assert results == {(8, 3): (2, 2)}
 
+        from deepreservoir.step_kernels import step_kernel, step_kernel_settings
+
+        with step_kernel("dense", tanh="exact"):  # the client's kernel pin travels with a job
+            pool.run(step_kernel_settings, [()], results.__setitem__)
+        assert results[()] == {"kernel": "dense", "tanh": "exact"}
+
         # stream: each job asked for when a slot frees, knowing the results so far
         seen, asked = [], []
 
