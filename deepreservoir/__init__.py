@@ -13,8 +13,9 @@ from typing import Any
 from torch import float32, float64
 
 from deepreservoir._version import __version__
-from deepreservoir.adapt import adapt, merge
+from deepreservoir.adapt import adapt, adapt_config, merge
 from deepreservoir.adapt import parameter_groups as adapt_parameter_groups
+from deepreservoir.adapt_io import load_adapted, save_adapted
 from deepreservoir.constraints import finite_check, set_finite_check
 from deepreservoir.errors import (
     ArtifactError,
@@ -99,6 +100,7 @@ __all__ = [
     "TrainingError",
     "__version__",
     "adapt",
+    "adapt_config",
     "adapt_parameter_groups",
     "analysis",
     "datasets",
@@ -113,10 +115,12 @@ __all__ = [
     "io",
     "kinds",
     "load",
+    "load_adapted",
     "lora",
     "merge",
     "paper_param_count",
     "save",
+    "save_adapted",
     "scaffold_mlp",
     "seeding",
     "seeding_torch",

@@ -1,7 +1,8 @@
 """Turn any torch module into a seeded scaffold with LoRA adapters: :func:`adapt`, :func:`merge`.
 
-Every targeted ``nn.Linear``, ``nn.Conv1d/2d/3d`` (``groups=1``, zero padding),
-``nn.Embedding`` and ``nn.MultiheadAttention`` gets
+Every targeted ``nn.Linear`` (and PyTorch Geometric's ``Linear``, see
+:data:`~deepreservoir.adapt_layers.FOREIGN_LINEAR`), ``nn.Conv1d/2d/3d``
+(``groups=1``, zero padding), ``nn.Embedding`` and ``nn.MultiheadAttention`` gets
 
 * a frozen weight drawn from ``(seed, module path)`` by a weight family (a
   non-persistent buffer: regenerated, never stored),
@@ -10,7 +11,10 @@ Every targeted ``nn.Linear``, ``nn.Conv1d/2d/3d`` (``groups=1``, zero padding),
 so a freshly adapted layer computes exactly ``W_seed·x + b``. The pretrained
 values of adapted weights are discarded: the network becomes a random scaffold.
 Modules named in ``train`` (heads, norms) keep their values and stay trainable;
-every other parameter is frozen in place.
+every other parameter is frozen in place. A weight matrix that ``adapt`` cannot
+adapt (a grouped convolution, a parametrised weight, another library's layer)
+is refused by name unless it is named in ``train`` or ``unsupported="freeze"``.
+The layers themselves are in :mod:`deepreservoir.adapt_layers`.
 
 ``nn.MultiheadAttention`` keeps its fused ``in_proj_weight`` interface: the
 query, key and value projections become three adapted layers whose merged
@@ -25,20 +29,27 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
+from deepreservoir.adapt_layers import (
+    AdaptedConv,
+    AdaptedEmbedding,
+    AdaptedLinear,
+    AdaptedMultiheadAttention,
+    _Adapter,
+    foreign_linear_name,
+)
 from deepreservoir.errors import ParameterError, format_value
-from deepreservoir.families import Normal, Uniform, get_family, make_weight
+from deepreservoir.families import get_family
 from deepreservoir.frozen_weight import check_weights_mode
 from deepreservoir.lora import LowRankAdapter
 from deepreservoir.seeding import SeedKey
-from deepreservoir.virtual_linear import frozen_lora_linear
 
 __all__ = [
     "AdaptedConv",
@@ -46,305 +57,18 @@ __all__ = [
     "AdaptedLinear",
     "AdaptedMultiheadAttention",
     "adapt",
+    "adapt_config",
     "adapted_layers",
     "merge",
     "parameter_groups",
 ]
 
 _BIAS_MODES = ("seeded", "zero", "train")
+_UNSUPPORTED_MODES = ("error", "freeze")
 
+#: The attribute under which :func:`adapt` records its arguments on the module.
+CONFIG_ATTRIBUTE = "_deepreservoir_adapt"
 
-class _Adapter(nn.Module, LowRankAdapter):
-    """Shared state of the adapted layers: frozen ``W_``, the LoRA component, a bias."""
-
-    def _setup(self, key: SeedKey, shape: tuple[int, ...], fan_in: int, fan_out: int,
-               a_shape: tuple[int, ...], b_shape: tuple[int, ...], r: int,
-               alpha: float | None, rslora: bool, family: Any, bias: str | None,
-               dtype: torch.dtype, device: Any, family_default: Any = None,
-               a_fan_in: int | None = None, weights: str = "stored") -> None:
-        self.key = key
-        self._init_adapter(r, alpha, rslora, gate=True)
-        self.family = family if family is not None else family_default
-        self._frozen_spec = (tuple(shape), int(fan_in), int(fan_out))
-        new = dict(dtype=dtype, device=device)
-        self._hold_frozen(weights, lambda: self._regenerate_frozen(**new), self.family, key,
-                          shape, fan_in, fan_out, owner="adapt", **new)
-        self._build_adapter(key, a_shape[1], b_shape[0], dtype=dtype, device=device,
-                            a_tail=tuple(a_shape[2:]), b_tail=tuple(b_shape[2:]),
-                            a_fan_in=a_fan_in or fan_in)
-        self.bias_mode = bias
-        if bias is None:
-            self.bias_ = None
-        else:
-            values = (np.zeros(fan_out) if bias == "zero" else
-                      make_weight(Uniform(a=1.0 / math.sqrt(max(fan_in, 1))), key, "bias",
-                                  (fan_out,), fan_in=fan_in, fan_out=fan_out))
-            tensor = torch.as_tensor(values).to(**new)
-            if bias == "train":
-                self.bias_ = nn.Parameter(tensor)
-            else:
-                self.register_buffer("bias_", tensor, persistent=False)
-
-    def _regenerate_frozen(self, dtype=None, device=None) -> Tensor:
-        shape, fan_in, fan_out = self._frozen_spec
-        W = make_weight(self.family, self.key, "W", shape, fan_in=fan_in, fan_out=fan_out)
-        reference = getattr(self, "W_", None)
-        if reference is not None:
-            dtype, device = reference.dtype, reference.device
-        return self._zero_padding(torch.as_tensor(W).to(dtype=dtype, device=device))
-
-    def _zero_padding(self, weight: Tensor) -> Tensor:
-        return weight
-
-    def _filled(self, layer: nn.Module) -> nn.Module:
-        """``layer`` with the merged weight and this adapter's bias copied in."""
-        with torch.no_grad():
-            layer.weight.copy_(self.effective_weight())
-            if self.bias is not None:
-                layer.bias.copy_(self.bias)
-        return layer
-
-    @property
-    def weight(self) -> Tensor:
-        """The merged weight, as code that reads ``module.weight`` expects."""
-        return self.effective_weight()
-
-    @property
-    def bias(self) -> Tensor | None:
-        return getattr(self, "bias_", None)
-
-    def extra_repr(self) -> str:
-        return (f"key=({self.key.root}, {self.key.path!r}), r={self.r}, scale={self.scale:g}, "
-                f"family={self.family!r}, bias={self.bias_mode!r}")
-
-
-class AdaptedLinear(_Adapter):
-    """``y = β·x·W_seedᵀ + scale·(x·Aᵀ)·Bᵀ + b`` in place of an ``nn.Linear``.
-
-    ``weight`` and ``bias`` read the merged dense values, so code that uses
-    ``layer.weight`` directly (attention kernels, fused paths) keeps working.
-    """
-
-    def __init__(self, in_features: int, out_features: int, *, key: SeedKey, r: int,
-                 alpha: float | None = None, rslora: bool = False, family: Any = "normal",
-                 bias: str | None = "seeded", dtype: torch.dtype = torch.float32,
-                 device: Any = None, weights: str = "stored") -> None:
-        super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        self._setup(key, (out_features, in_features), in_features, out_features,
-                    (r, in_features), (out_features, r), r, alpha, rslora, family, bias,
-                    dtype, device, weights=weights)
-
-    def effective_weight(self) -> Tensor:
-        """``β·W_seed + scale·B·A``, shape (out_features, in_features)."""
-        return self.adapted_weight(self.frozen_tensor())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return frozen_lora_linear(x, self.frozen_weight(), *self.adapter_terms(), self.scale,
-                                  self.bias_)
-
-    def to_dense(self) -> nn.Linear:
-        """A plain ``nn.Linear`` holding the merged weight and bias."""
-        layer = nn.Linear(self.in_features, self.out_features, bias=self.bias_ is not None,
-                          **self._frozen_options())
-        return self._filled(layer)
-
-
-class AdaptedConv(_Adapter):
-    """A seeded convolution with a LoRA adapter.
-
-    ``y = β·conv(x, W_seed) + scale·conv(conv(x, A), B) + b``.
-
-    ``A`` is a convolution with ``r`` output channels and the layer's kernel,
-    stride, padding and dilation; ``B`` a 1×…×1 convolution from ``r`` channels.
-    """
-
-    def __init__(self, conv: nn.modules.conv._ConvNd, *, key: SeedKey, r: int,
-                 alpha: float | None = None, rslora: bool = False, family: Any = "normal",
-                 bias: str | None = "seeded") -> None:
-        super().__init__()
-        self.dims = len(conv.kernel_size)
-        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
-        self.kernel_size, self.stride = conv.kernel_size, conv.stride
-        self.padding, self.dilation = conv.padding, conv.dilation
-        k = int(np.prod(conv.kernel_size))
-        shape = tuple(conv.weight.shape)
-        fan_in = conv.in_channels * k
-        ones = (1,) * self.dims
-        self._setup(key, shape, fan_in, conv.out_channels,
-                    (r, conv.in_channels, *conv.kernel_size), (conv.out_channels, r, *ones),
-                    r, alpha, rslora, family, bias, conv.weight.dtype, conv.weight.device)
-
-    def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None = None, *,
-              pointwise: bool = False) -> Tensor:
-        fn = (torch.nn.functional.conv1d, torch.nn.functional.conv2d,
-              torch.nn.functional.conv3d)[self.dims - 1]
-        if pointwise:
-            return fn(x, weight, bias)
-        return fn(x, weight, bias, self.stride, self.padding, self.dilation)
-
-    def effective_weight(self) -> Tensor:
-        """``β·W_seed + scale·B·A`` as a dense kernel, shape of the original weight."""
-        return self.adapted_weight(self.W_)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self._conv(x, self.W_)
-        A, B, gate = self.adapter_terms()
-        if A is not None:
-            low = self._conv(self._conv(x, A), B, pointwise=True)
-            out = gate * out + self.scale * low
-        if self.bias_ is not None:
-            out = out + self.bias_.reshape(1, -1, *(1,) * self.dims)
-        return out
-
-    def to_dense(self) -> nn.Module:
-        """A plain ``nn.ConvNd`` holding the merged kernel and bias."""
-        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[self.dims - 1]
-        layer = cls(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                    padding=self.padding, dilation=self.dilation, bias=self.bias_ is not None,
-                    dtype=self.W_.dtype, device=self.W_.device)
-        return self._filled(layer)
-
-
-class AdaptedEmbedding(_Adapter):
-    """A seeded embedding table with a LoRA adapter: rows of ``β·W_seed + scale·(B·A)ᵀ``.
-
-    ``W_seed`` (num, dim) defaults to N(0, 1), torch's embedding initialisation;
-    ``A`` is (r, num) and ``B`` (dim, r).
-    """
-
-    def __init__(self, embedding: nn.Embedding, *, key: SeedKey, r: int,
-                 alpha: float | None = None, rslora: bool = False, family: Any = None) -> None:
-        super().__init__()
-        num, dim = embedding.num_embeddings, embedding.embedding_dim
-        self.num_embeddings, self.embedding_dim = num, dim
-        self.padding_idx = embedding.padding_idx
-        self._setup(key, (num, dim), num, dim, (r, num), (dim, r), r, alpha, rslora, family,
-                    None, embedding.weight.dtype, embedding.weight.device,
-                    family_default=Normal(scale=1.0))
-
-    def _zero_padding(self, weight: Tensor) -> Tensor:
-        if getattr(self, "padding_idx", None) is not None:
-            weight[self.padding_idx] = 0.0
-        return weight
-
-    def _delta_as_weight(self, delta: Tensor) -> Tensor:
-        return delta.T  # B·A is (dim, num); the table is (num, dim)
-
-    def effective_weight(self) -> Tensor:
-        """The merged table (num, dim)."""
-        return self.adapted_weight(self.W_)
-
-    def forward(self, index: Tensor) -> Tensor:
-        out = torch.nn.functional.embedding(index, self.W_, self.padding_idx)
-        A, B, gate = self.adapter_terms()
-        if A is None:
-            return out
-        low = torch.nn.functional.embedding(index, A.T) @ B.T
-        return gate * out + self.scale * low
-
-    def to_dense(self) -> nn.Embedding:
-        """A plain ``nn.Embedding`` holding the merged table."""
-        layer = nn.Embedding(self.num_embeddings, self.embedding_dim,
-                             padding_idx=self.padding_idx, dtype=self.W_.dtype,
-                             device=self.W_.device)
-        with torch.no_grad():
-            layer.weight.copy_(self.effective_weight())
-        return layer
-
-
-class AdaptedMultiheadAttention(nn.MultiheadAttention):
-    """An ``nn.MultiheadAttention`` whose projections are :class:`AdaptedLinear` layers.
-
-    ``in_proj_weight`` / ``in_proj_bias`` (or ``q_proj_weight``, ... when the key
-    and value sizes differ) are read-only views that concatenate the merged
-    query, key and value weights, so ``nn.MultiheadAttention.forward`` runs as is.
-    Created by :func:`adapt` by converting an existing module in place.
-    """
-
-    @classmethod
-    def convert(cls, mha: nn.MultiheadAttention, *, key: SeedKey, r: int, alpha, rslora,
-                family, bias: str) -> AdaptedMultiheadAttention:
-        e = mha.embed_dim
-        has_bias = mha.in_proj_bias is not None
-        dims = (e, mha.kdim, mha.vdim)
-        projections = {}
-        for name, d_in in zip(("q_proj", "k_proj", "v_proj"), dims, strict=True):
-            weight = mha.in_proj_weight if mha._qkv_same_embed_dim else getattr(
-                mha, f"{name}_weight")
-            projections[name] = AdaptedLinear(
-                d_in, e, key=key.child(name), r=min(r, d_in, e), alpha=alpha, rslora=rslora,
-                family=family, bias=bias if has_bias else None, dtype=weight.dtype,
-                device=weight.device)
-        out = mha.out_proj
-        out_bias = bias if out.bias is not None else None
-        out_proj = AdaptedLinear(e, e, key=key.child("out_proj"), r=min(r, e), alpha=alpha,
-                                 rslora=rslora, family=family, bias=out_bias,
-                                 dtype=out.weight.dtype, device=out.weight.device)
-        for name in ("in_proj_weight", "in_proj_bias", "q_proj_weight", "k_proj_weight",
-                     "v_proj_weight"):
-            mha._parameters.pop(name, None)
-        mha.__class__ = cls
-        for name, layer in projections.items():
-            mha.add_module(name, layer)
-        mha.out_proj = out_proj
-        return mha
-
-    def _proj(self, name: str) -> Tensor:
-        return self._modules[name].effective_weight()
-
-    @property
-    def in_proj_weight(self) -> Tensor | None:
-        """The merged query, key and value weights stacked (3·E, E), or None."""
-        if not self._qkv_same_embed_dim:
-            return None
-        return torch.cat([self._proj(n) for n in ("q_proj", "k_proj", "v_proj")])
-
-    @property
-    def in_proj_bias(self) -> Tensor | None:
-        """The query, key and value biases stacked (3·E,), or None."""
-        biases = [self._modules[n].bias_ for n in ("q_proj", "k_proj", "v_proj")]
-        return None if biases[0] is None else torch.cat(biases)
-
-    @property
-    def q_proj_weight(self) -> Tensor | None:
-        """The merged query weight (E, E_q) when the sizes differ, else None."""
-        return None if self._qkv_same_embed_dim else self._proj("q_proj")
-
-    @property
-    def k_proj_weight(self) -> Tensor | None:
-        """The merged key weight (E, kdim) when the sizes differ, else None."""
-        return None if self._qkv_same_embed_dim else self._proj("k_proj")
-
-    @property
-    def v_proj_weight(self) -> Tensor | None:
-        """The merged value weight (E, vdim) when the sizes differ, else None."""
-        return None if self._qkv_same_embed_dim else self._proj("v_proj")
-
-    def to_dense(self) -> nn.MultiheadAttention:
-        """A plain ``nn.MultiheadAttention`` holding the merged projections."""
-        dense = copy.deepcopy(self)
-        weights = {n: self._proj(n).detach().clone() for n in ("q_proj", "k_proj", "v_proj")}
-        bias = self.in_proj_bias
-        out = self._modules["out_proj"]
-        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            del dense._modules[name]
-        dense.__class__ = nn.MultiheadAttention
-        if self._qkv_same_embed_dim:
-            dense.in_proj_weight = nn.Parameter(torch.cat(list(weights.values())))
-        else:
-            for name, value in weights.items():
-                setattr(dense, f"{name}_weight", nn.Parameter(value))
-        dense.in_proj_bias = None if bias is None else nn.Parameter(bias.detach().clone())
-        linear = nn.modules.linear.NonDynamicallyQuantizableLinear(
-            self.embed_dim, self.embed_dim, bias=out.bias_ is not None, dtype=out.W_.dtype,
-            device=out.W_.device)
-        with torch.no_grad():
-            linear.weight.copy_(out.effective_weight())
-            if out.bias_ is not None:
-                linear.bias.copy_(out.bias_)
-        dense.out_proj = linear
-        return dense
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -353,9 +77,11 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 def _kind(module: nn.Module) -> str | None:
+    if parametrize.is_parametrized(module):
+        return None  # its weight is computed (weight norm, spectral norm, ...): not a matrix
     if isinstance(module, nn.MultiheadAttention):
         return "attention"
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) or foreign_linear_name(module) is not None:
         return "linear"
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         if module.groups == 1 and module.padding_mode == "zeros" and not isinstance(
@@ -407,7 +133,8 @@ def _few(names: list[str], limit: int = 8) -> str:
 def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
           alpha: float | None = None, rslora: bool = False,
           targets: str | Iterable[str] = "all", train: Iterable[str] = (),
-          bias: str = "seeded", weights: str = "stored") -> nn.Module:
+          bias: str = "seeded", weights: str = "stored",
+          unsupported: str = "error") -> nn.Module:
     """Turn a torch module into a seeded scaffold with LoRA adapters, in place.
 
     Parameters
@@ -435,9 +162,10 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
     Raises
     ------
     ParameterError
-        On a bad argument, and on a ``targets`` pattern that matches no adaptable
+        On a bad argument, on a ``targets`` pattern that matches no adaptable
         layer or a ``train`` pattern that matches no module or parameter (a typo
-        would otherwise adapt nothing, or turn the head into a random scaffold).
+        would otherwise adapt nothing, or turn the head into a random scaffold),
+        and on a weight it cannot adapt (see ``unsupported``).
     bias : {"seeded", "zero", "train"}
         Biases of adapted layers: frozen and drawn from the seed (U(±1/√fan_in),
         torch's default), zero, or trained (starting from the seeded draw). The
@@ -446,6 +174,13 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
         biases, and ``"seeded"`` keeps them as torch would initialise them.
     weights : {"stored", "virtual"}
         "virtual": adapted nn.Linear layers regenerate W_seed by row tiles, never stored.
+    unsupported : {"error", "freeze"}
+        What to do with a module outside ``train`` that holds a weight of two or
+        more dimensions ``adapt`` cannot adapt (a grouped or circular-padded
+        convolution, an embedding with ``max_norm``, a parametrised weight, a
+        layer type of another library) when ``targets="all"``: refuse it by
+        name (the default), or freeze its current values, which the state dict
+        then stores.
 
     Returns
     -------
@@ -463,6 +198,8 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
            "a float > 0 or None")
     _check("rslora", rslora, isinstance(rslora, (bool, np.bool_)), "a bool")
     _check("bias", bias, bias in _BIAS_MODES, "one of " + ", ".join(map(repr, _BIAS_MODES)))
+    _check("unsupported", unsupported, unsupported in _UNSUPPORTED_MODES,
+           "one of " + ", ".join(map(repr, _UNSUPPORTED_MODES)))
     if isinstance(family, (str, dict)):
         get_family(family, "family")
     check_weights_mode(weights, "adapt", family)
@@ -499,6 +236,13 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
         if any(name.startswith(parent + ".") for parent, _ in chosen):
             continue  # inside an adapted attention block
         chosen.append((name, child))
+    if targets == "all" and unsupported == "error":
+        _refuse_unadaptable(module, [name for name, _ in chosen], train)
+    for name, child in chosen:
+        _check_linear(name, child, r)
+    config = {"r": r, "seed": int(seed), "family": _family_record(family), "alpha": alpha,
+              "rslora": rslora, "targets": targets, "train": train, "bias": bias,
+              "weights": weights, "unsupported": unsupported}
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     for name, child in chosen:
@@ -509,16 +253,12 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
                                               family=family, bias=bias)
             continue
         if kind == "linear":
-            if r > min(child.in_features, child.out_features):
-                raise ParameterError(
-                    f"The 'r' parameter of adapt must be an int in [0, min(d_in, d_out)] = "
-                    f"[0, {min(child.in_features, child.out_features)}] for layer '{name}' "
-                    f"({child.in_features} -> {child.out_features}). Got {r}.")
-            new = AdaptedLinear(child.in_features, child.out_features, key=key, r=r, alpha=alpha,
+            d_out, d_in = child.weight.shape
+            new = AdaptedLinear(d_in, d_out, key=key, r=r, alpha=alpha,
                                 rslora=rslora, family=family,
                                 bias=bias if child.bias is not None else None,
                                 dtype=child.weight.dtype, device=child.weight.device,
-                                weights=weights)
+                                weights=weights, dense_class=foreign_linear_name(child))
         elif kind == "conv":
             new = AdaptedConv(child, key=key, r=min(r, child.out_channels), alpha=alpha,
                               rslora=rslora, family=family,
@@ -531,7 +271,94 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
     for name, parameter in module.named_parameters():
         if _matches(name, train):
             parameter.requires_grad_(True)
+    setattr(module, CONFIG_ATTRIBUTE, config)
     return module
+
+
+def _family_record(family: Any) -> Any:
+    """``family`` as JSON: a name, or a family's spec."""
+    if isinstance(family, str):
+        return family
+    return get_family(family, "family").spec()
+
+
+def _check_linear(name: str, child: nn.Module, r: int) -> None:
+    """Refuse a lazy (uninitialised) linear layer and a rank above its size."""
+    if _kind(child) != "linear":
+        return
+    if isinstance(child.weight, nn.parameter.UninitializedParameter):
+        raise ParameterError(
+            f"The 'module' parameter of adapt has a layer '{name}' ({type(child).__name__}) "
+            f"whose weight is not initialised yet (a lazy layer, e.g. in_channels=-1). "
+            f"Run one forward pass, or give its input size, before adapt.")
+    d_out, d_in = child.weight.shape
+    if r > min(d_in, d_out):
+        raise ParameterError(
+            f"The 'r' parameter of adapt must be an int in [0, min(d_in, d_out)] = "
+            f"[0, {min(d_in, d_out)}] for layer '{name}' ({d_in} -> {d_out}). Got {r}.")
+
+
+def _why_not_adaptable(child: nn.Module) -> str:
+    if parametrize.is_parametrized(child):
+        return ("its weight is parametrised (" + ", ".join(child.parametrizations.keys())
+                + "); remove the parametrisation (torch.nn.utils.parametrize."
+                "remove_parametrizations) to adapt it")
+    if isinstance(child, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return (f"a convolution with groups={child.groups}, padding={child.padding!r} and "
+                f"padding_mode={child.padding_mode!r} (adapt needs groups=1, numeric zero "
+                f"padding)")
+    if isinstance(child, nn.Embedding):
+        return f"an embedding with max_norm={child.max_norm}"
+    return ("not a layer type adapt knows (nn.Linear, nn.Conv1d/2d/3d, nn.Embedding, "
+            "nn.MultiheadAttention, torch_geometric's Linear)")
+
+
+def _refuse_unadaptable(module: nn.Module, chosen: list[str], train: list[str]) -> None:
+    """Raise if a module outside ``train`` and outside the adapted layers owns a matrix."""
+    refused = []
+    for name, child in module.named_modules():
+        inside = any(name == c or name.startswith(c + ".") for c in chosen)
+        if inside or (name and _matches(name, train)):
+            continue
+        if name.endswith(".parametrizations") or ".parametrizations." in name:
+            continue  # reported through the parametrised module that owns them
+        if parametrize.is_parametrized(child):
+            matrices = [(p, tuple(getattr(child, p).shape))
+                        for p in child.parametrizations.keys()]
+        else:
+            matrices = [(p, tuple(t.shape)) for p, t in child._parameters.items()
+                        if t is not None and t.dim() >= 2]
+        matrices = [(p, shape) for p, shape in matrices
+                    if not _matches(f"{name}.{p}" if name else p, train)]
+        if matrices:
+            label = name or "(the module itself)"
+            tensors = ", ".join(f"'{p}' {shape}" for p, shape in matrices)
+            refused.append(f"'{label}' ({type(child).__module__}.{type(child).__qualname__}: "
+                           f"{tensors}; {_why_not_adaptable(child)})")
+    if refused:
+        raise ParameterError(
+            f"The 'module' parameter of adapt holds weights it cannot adapt: "
+            f"{'; '.join(refused[:8])}{' ...' if len(refused) > 8 else ''}. Expected every "
+            f"weight matrix to be adaptable or named in 'train'. Name them in train=[...] to "
+            f"train them with their values, or pass unsupported='freeze' to freeze their "
+            f"current values (the state dict then stores them).")
+
+
+def adapt_config(module: nn.Module) -> dict[str, Any]:
+    """The arguments :func:`adapt` was called with on ``module`` (JSON-able).
+
+    Raises
+    ------
+    ParameterError
+        When ``module`` was not adapted by :func:`adapt`.
+    """
+    _check_module(module, "adapt_config")
+    config = getattr(module, CONFIG_ATTRIBUTE, None)
+    if config is None:
+        raise ParameterError(
+            f"The 'module' parameter of adapt_config must be a module returned by "
+            f"dr.adapt. Got a {type(module).__name__} that was not adapted.")
+    return copy.deepcopy(config)
 
 
 def _replace(root: nn.Module, path: str, new: nn.Module) -> None:

@@ -33,14 +33,14 @@ LAYERS: dict[str, int] = {
     "deepreservoir.frozen_weight": 0, "deepreservoir.exactmath_torch": 0,
     "deepreservoir.virtual_linear": 0,
     # 1: nodes
-    "deepreservoir.nodes": 1, "deepreservoir.adapt": 1,
+    "deepreservoir.nodes": 1, "deepreservoir.adapt": 1, "deepreservoir.adapt_layers": 1,
     # 2: structure
     "deepreservoir.graph": 2,
     # 3: execution
     "deepreservoir.executor": 3,
     # 4: training, artifacts, analysis
-    "deepreservoir.io": 4, "deepreservoir.training": 4, "deepreservoir.analysis": 4,
-    "deepreservoir.footprint": 4, "deepreservoir.generation": 4,
+    "deepreservoir.io": 4, "deepreservoir.adapt_io": 4, "deepreservoir.training": 4,
+    "deepreservoir.analysis": 4, "deepreservoir.footprint": 4, "deepreservoir.generation": 4,
     # 5: the user's model
     "deepreservoir.model": 5, "deepreservoir.esn": 5,
     # 6: entry points
@@ -58,6 +58,7 @@ SAME_LAYER: set[tuple[str, str]] = {
     ("deepreservoir.training", "deepreservoir.io"),  # checkpoints are artifacts
     ("deepreservoir.analysis", "deepreservoir.training"),  # rank sweeps train models
     ("deepreservoir.esn", "deepreservoir.model"),  # an ESN is a Model
+    ("deepreservoir.adapt", "deepreservoir.adapt_layers"),  # adapt installs these layers
 }
 
 

@@ -69,8 +69,8 @@ def test_fresh_adapter_is_a_no_op():
     plain = dr.adapt(TinyTransformer(), r=0, seed=3, train=["head", "*norm*"])
     adapted = dr.adapt(TinyTransformer(), r=4, seed=3, train=["head", "*norm*"])
     assert torch.equal(plain(TOKENS), adapted(TOKENS))
-    plain_cnn = dr.adapt(tiny_cnn(), r=0, seed=3, train=["6"])
-    adapted_cnn = dr.adapt(tiny_cnn(), r=2, seed=3, train=["6"])
+    plain_cnn = dr.adapt(tiny_cnn(), r=0, seed=3, train=["6"], unsupported="freeze")
+    adapted_cnn = dr.adapt(tiny_cnn(), r=2, seed=3, train=["6"], unsupported="freeze")
     assert torch.equal(plain_cnn(IMAGES), adapted_cnn(IMAGES))
 
 
@@ -96,15 +96,48 @@ def test_merge_matches(seed, r, rslora):
     merged.eval()
     with torch.no_grad():  # torch's fused encoder fast path reads the merged weights
         torch.testing.assert_close(merged(TOKENS), model(TOKENS), rtol=1e-5, atol=1e-5)
-    cnn = perturb(dr.adapt(tiny_cnn(), r=r, seed=seed, train=["6"]), seed % 89)
+    cnn = perturb(dr.adapt(tiny_cnn(), r=r, seed=seed, train=["6"],
+                             unsupported="freeze"), seed % 89)
     torch.testing.assert_close(dr.merge(cnn)(IMAGES), cnn(IMAGES), rtol=1e-5, atol=1e-5)
 
 
-def test_grouped_conv_is_frozen_not_adapted():
-    cnn = dr.adapt(tiny_cnn(), r=2, seed=0, train=["6"])
+def test_a_grouped_conv_is_refused_by_name_or_frozen_on_request():
+    with pytest.raises(ParameterError, match=r"'4' \(torch.nn.modules.conv.Conv2d: 'weight' "
+                       r"\(8, 4, 1, 1\); a convolution with groups=2.*unsupported='freeze'"):
+        dr.adapt(tiny_cnn(), r=2, seed=0, train=["6"])
+    cnn = dr.adapt(tiny_cnn(), r=2, seed=0, train=["6"], unsupported="freeze")
     grouped = cnn[4]
     assert type(grouped) is nn.Conv2d and not grouped.weight.requires_grad
     assert "4.weight" in cnn.state_dict()
+    trained = dr.adapt(tiny_cnn(), r=2, seed=0, train=["6", "4"])  # or trained as it is
+    assert trained[4].weight.requires_grad
+
+
+def test_parametrised_and_foreign_weights_are_refused_by_name():
+    from torch.nn.utils import parametrizations
+
+    model = nn.Sequential(parametrizations.weight_norm(nn.Linear(4, 4)), nn.Linear(4, 2))
+    with pytest.raises(ParameterError, match=r"'0' \(torch.nn.utils.parametrize."
+                       r"ParametrizedLinear: 'weight' \(4, 4\); its weight is parametrised "
+                       r"\(weight\)"):
+        dr.adapt(model, r=1, seed=0, train=["1"])
+
+    class Bilinear(nn.Module):  # a layer type adapt does not know
+        def __init__(self):
+            super().__init__()
+            self.kernel = nn.Parameter(torch.randn(3, 4, 4))
+
+        def forward(self, x):
+            return torch.einsum("bi,kij,bj->bk", x, self.kernel, x)
+
+    with pytest.raises(ParameterError, match=r"'1' \(.*Bilinear: 'kernel' \(3, 4, 4\); "
+                       r"not a layer type adapt knows"):
+        dr.adapt(nn.Sequential(nn.Linear(4, 4), Bilinear()), r=1, seed=0)
+    with pytest.raises(ParameterError, match="'unsupported' parameter of adapt must be one of"):
+        dr.adapt(nn.Linear(4, 4), r=1, seed=0, unsupported="skip")
+    lazy = nn.Sequential(nn.LazyLinear(3))
+    with pytest.raises(ParameterError, match=r"layer '0' \(LazyLinear\).*not initialised"):
+        dr.adapt(lazy, r=1, seed=0)
 
 
 def test_training_moves_only_adapters():
