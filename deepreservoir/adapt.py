@@ -72,8 +72,13 @@ CONFIG_ATTRIBUTE = "_deepreservoir_adapt"
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) or name == p or name.startswith(p + ".")
-               for p in patterns)
+    """Whether ``name`` or one of its dotted ancestors matches a path or fnmatch pattern.
+
+    So ``"*.self_attn"`` names the attention modules and every parameter in them.
+    """
+    parts = name.split(".")
+    prefixes = [".".join(parts[:end]) for end in range(1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(prefix, p) for p in patterns for prefix in prefixes)
 
 
 def _kind(module: nn.Module) -> str | None:

@@ -185,3 +185,11 @@ def test_state_dict_round_trip_regenerates_the_scaffold(tmp_path):
     stored = sum(v.numel() for v in model.state_dict().values())
     frozen = sum(b.numel() for b in model.buffers())
     assert stored < frozen  # the scaffold is regenerated, not stored
+
+
+def test_a_train_pattern_covers_the_parameters_of_the_modules_it_names():
+    model = dr.adapt(TinyTransformer(), r=1, seed=0, train=["encoder.layers.*.norm1", "head"])
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {"encoder.layers.0.norm1.weight", "encoder.layers.1.norm1.bias",
+            "head.weight"} <= trained
+    assert not any(".norm2." in n for n in trained)
