@@ -48,7 +48,7 @@ from deepreservoir.adapt_layers import (
 from deepreservoir.errors import ParameterError, format_value
 from deepreservoir.families import get_family
 from deepreservoir.frozen_weight import check_weights_mode
-from deepreservoir.lora import LowRankAdapter
+from deepreservoir.lora import LowRankAdapter, capped_rank
 from deepreservoir.seeding import SeedKey
 
 __all__ = [
@@ -146,8 +146,10 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
     ----------
     module : nn.Module
     r : int >= 0
-        Adapter rank; capped per layer at ``min(d_in, d_out)`` for attention
-        projections, an error elsewhere.
+        Adapter rank; capped per layer at ``min(d_in, d_out)`` (with a
+        :class:`~deepreservoir.RankCappedWarning` naming the layer), so a small
+        layer, such as a Decision Transformer's return embedding (1 -> d), does
+        not bound the rank of the others.
     seed : int
         Root seed. The frozen weight of the module at path ``p`` is drawn from
         ``SeedKey(seed, p)`` (dots become slashes), role ``"W"``.
@@ -244,7 +246,7 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
     if targets == "all" and unsupported == "error":
         _refuse_unadaptable(module, [name for name, _ in chosen], train)
     for name, child in chosen:
-        _check_linear(name, child, r)
+        _check_linear(name, child)
     config = {"r": r, "seed": int(seed), "family": _family_record(family), "alpha": alpha,
               "rslora": rslora, "targets": targets, "train": train, "bias": bias,
               "weights": weights, "unsupported": unsupported}
@@ -259,7 +261,9 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
             continue
         if kind == "linear":
             d_out, d_in = child.weight.shape
-            new = AdaptedLinear(d_in, d_out, key=key, r=r, alpha=alpha,
+            rank = capped_rank(f"adapt, layer '{name}' ({type(child).__name__} {d_in} -> "
+                               f"{d_out})", r, d_in, d_out)
+            new = AdaptedLinear(d_in, d_out, key=key, r=rank, alpha=alpha,
                                 rslora=rslora, family=family,
                                 bias=bias if child.bias is not None else None,
                                 dtype=child.weight.dtype, device=child.weight.device,
@@ -287,20 +291,13 @@ def _family_record(family: Any) -> Any:
     return get_family(family, "family").spec()
 
 
-def _check_linear(name: str, child: nn.Module, r: int) -> None:
-    """Refuse a lazy (uninitialised) linear layer and a rank above its size."""
-    if _kind(child) != "linear":
-        return
-    if isinstance(child.weight, nn.parameter.UninitializedParameter):
+def _check_linear(name: str, child: nn.Module) -> None:
+    """Refuse a lazy (uninitialised) linear layer."""
+    if _kind(child) == "linear" and isinstance(child.weight, nn.parameter.UninitializedParameter):
         raise ParameterError(
             f"The 'module' parameter of adapt has a layer '{name}' ({type(child).__name__}) "
             f"whose weight is not initialised yet (a lazy layer, e.g. in_channels=-1). "
             f"Run one forward pass, or give its input size, before adapt.")
-    d_out, d_in = child.weight.shape
-    if r > min(d_in, d_out):
-        raise ParameterError(
-            f"The 'r' parameter of adapt must be an int in [0, min(d_in, d_out)] = "
-            f"[0, {min(d_in, d_out)}] for layer '{name}' ({d_in} -> {d_out}). Got {r}.")
 
 
 def _why_not_adaptable(child: nn.Module) -> str:
