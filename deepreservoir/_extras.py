@@ -3,7 +3,8 @@
 The core library needs torch, numpy, scipy, networkx, xarray, reservoirpy,
 safetensors and tqdm. The demo, the studies, figures and netCDF4 files need the
 ``demo`` extra (``pip install "deepreservoir[demo]"``); sweeps on Dask and
-searches with Optuna need the ``distributed`` extra. A command that needs an
+searches with Optuna need the ``distributed`` extra; the architectures study
+(PyTorch Geometric, ncps, gymnasium) the ``architectures`` extra. A command that needs an
 extra says so in one line before doing any work.
 """
 
@@ -13,8 +14,8 @@ import importlib.util
 
 from deepreservoir.errors import DeepReservoirError
 
-__all__ = ["DEMO_MODULES", "DISTRIBUTED_MODULES", "MissingDependencyError", "missing_modules",
-           "require_extra"]
+__all__ = ["ARCHITECTURES_MODULES", "DEMO_MODULES", "DISTRIBUTED_MODULES",
+           "MissingDependencyError", "missing_modules", "require_extra"]
 
 #: Import name → distribution name of the ``demo`` extra.
 DEMO_MODULES = {"matplotlib": "matplotlib", "mnist1d": "mnist1d", "netCDF4": "netCDF4",
@@ -22,6 +23,10 @@ DEMO_MODULES = {"matplotlib": "matplotlib", "mnist1d": "mnist1d", "netCDF4": "ne
 
 #: Import name → distribution name of the ``distributed`` extra (Dask sweeps, Optuna search).
 DISTRIBUTED_MODULES = {"dask": "dask", "distributed": "distributed", "optuna": "optuna"}
+
+#: Import name → distribution name of the ``architectures`` extra (the architectures study).
+ARCHITECTURES_MODULES = {"torch_geometric": "torch_geometric", "ncps": "ncps",
+                         "gymnasium": "gymnasium"}
 
 
 class MissingDependencyError(DeepReservoirError, ImportError):

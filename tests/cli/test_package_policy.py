@@ -43,6 +43,9 @@ def test_core_dependencies_are_what_the_library_needs():
     assert "deepreservoir" in extras["test"]  # the tests run the demo and the studies
     assert set(_extras.DEMO_MODULES.values()) == {"matplotlib", "mnist1d", "netCDF4",
                                                   "scikit-learn"}
+    assert extras["architectures"] == set(_extras.ARCHITECTURES_MODULES.values())
+    assert "deepreservoir[demo,distributed,architectures]" in project[
+        "optional-dependencies"]["test"]  # the quick architectures study runs in the tests
 
 
 def test_license_and_urls_are_in_the_metadata():
