@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from deepreservoir.data_files import _read_archive
+from deepreservoir.data_files import read_npz
 from deepreservoir.errors import DataError
 from deepreservoir.studies import load_helper
 
@@ -201,7 +201,7 @@ def _check_split(arrays: dict[str, np.ndarray], path: str, suffix: str,
 
 def _read_file(path: Any, seed: int) -> dict[str, dict[str, np.ndarray]]:
     shown = str(path)
-    arrays = _read_archive(path, "data file", DATA_KEYS)
+    arrays = read_npz(path, "data file", DATA_KEYS)
     train = _check_split(arrays, shown, "", None)
     tests = [k for k in ("X_test", "times_test", "y_test") if k in arrays]
     rng = np.random.default_rng(seed)

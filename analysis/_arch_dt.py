@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from deepreservoir.data_files import _read_archive
+from deepreservoir.data_files import read_npz
 from deepreservoir.errors import DataError
 from deepreservoir.studies import load_helper
 
@@ -197,7 +197,7 @@ def _fail(path: str, key: str, got: str, expected: str) -> NoReturn:
 
 def _read_file(path: Any) -> dict[str, np.ndarray]:
     shown = str(path)
-    arrays = _read_archive(path, "data file", DATA_KEYS)
+    arrays = read_npz(path, "data file", DATA_KEYS)
     for key in ("states", "actions", "rewards"):
         if key not in arrays:
             raise DataError(f"The data file {shown!r} has no {key!r} array; it holds "

@@ -28,7 +28,7 @@ from deepreservoir.constraints import Interval, Seed, validate_params
 from deepreservoir.errors import DataError, ParameterError
 
 __all__ = ["MAX_CLASSES", "MIN_SERIES_STEPS", "file_digest", "is_data_file", "load_npz",
-           "load_series_npz"]
+           "load_series_npz", "read_npz"]
 
 #: Fewest steps a series file may have (each half must hold a few training windows).
 MIN_SERIES_STEPS = 240
@@ -54,8 +54,17 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_archive(path: Any, what: str, expected: str) -> dict[str, np.ndarray]:
-    """The arrays of a ``.npz`` file, or a :class:`DataError` naming the file and ``expected``."""
+def read_npz(path: Any, what: str, expected: str) -> dict[str, np.ndarray]:
+    """Every array of a ``.npz`` file (no pickles), or a :class:`DataError` naming the file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    what : str
+        How errors name the file ("data file", "series file").
+    expected : str
+        What the file should hold, for the error message ("X and y").
+    """
     shown = str(path)
     if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
         state = ("is a directory" if isinstance(path, (str, os.PathLike)) and Path(path).is_dir()
@@ -162,7 +171,7 @@ def load_npz(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: int =
         raise ParameterError(f"The 'path' parameter of load_npz must be a path to a .npz file. "
                              f"Got {type(path).__name__}.")
     shown = str(path)
-    arrays = _read_archive(path, "data file", "X and y")
+    arrays = read_npz(path, "data file", "X and y")
     found = {key: _pick(arrays, key, shown) for key in _NAMES}
     for key in ("x_train", "y_train"):
         if found[key] is None:
@@ -220,7 +229,7 @@ def load_series_npz(path: str | os.PathLike, *, train_fraction: float = 0.5
     validate_params("load_series_npz", {"train_fraction": train_fraction},
                     {"train_fraction": Interval(float, 0, 1, closed="neither")})
     shown = str(path)
-    arrays = _read_archive(path, "series file", "X (T, F) and y (T, O)")
+    arrays = read_npz(path, "series file", "X (T, F) and y (T, O)")
     found = {}
     for key in ("X", "y"):
         if key not in arrays:
