@@ -75,8 +75,9 @@ def save_adapted(module: nn.Module, path: str | os.PathLike, *,
     Raises
     ------
     ParameterError
-        When ``module`` was not adapted, a tensor is not finite, or the file
-        exists and ``overwrite`` is False.
+        When ``module`` was not adapted, a parameter is not finite (buffers,
+        such as a causal mask of -inf, may be), or the file exists and
+        ``overwrite`` is False.
     """
     from safetensors.torch import save_file
 
@@ -85,11 +86,12 @@ def save_adapted(module: nn.Module, path: str | os.PathLike, *,
     if target.exists() and not overwrite:
         raise ParameterError(f"The 'path' parameter of save_adapted names a file that exists: "
                              f"{str(target)!r}; pass overwrite=True to replace it.")
+    parameters = dict(module.named_parameters())
     tensors = {}
     for name, tensor in module.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if name in parameters and not bool(torch.isfinite(tensor).all()):
             raise ParameterError(
-                f"The 'module' parameter of save_adapted has a tensor '{name}' that is not "
+                f"The 'module' parameter of save_adapted has a parameter '{name}' that is not "
                 f"finite (NaN or Inf). Expected finite values: the training diverged.")
         tensors[name] = tensor.detach().to("cpu").contiguous().clone()
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
@@ -148,6 +150,7 @@ def _json(metadata: dict[str, str], key: str, path: Path) -> Any:
 
 def _check_tensors(module: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
     expected = module.state_dict()
+    parameters = dict(module.named_parameters())  # buffers may hold Inf (a causal mask)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -161,7 +164,7 @@ def _check_tensors(module: nn.Module, tensors: dict[str, torch.Tensor], path: Pa
             raise ArtifactError(
                 f"The file {str(path)!r} holds '{name}' with shape {tuple(tensor.shape)} and "
                 f"dtype {tensor.dtype}; the module expects {tuple(own.shape)} and {own.dtype}.")
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if name in parameters and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             raise ArtifactError(f"The file {str(path)!r} holds '{name}' with {bad} NaN or Inf "
                                 f"values; it is corrupted.")

@@ -8,8 +8,9 @@ against the dense checkpoint of the same network (every weight stored), and
 
 from __future__ import annotations
 
+import gc
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import torch
 
 from deepreservoir.lora import LowRankAdapter
 
-__all__ = ["Footprint", "dense_param_count", "footprint", "paper_param_count"]
+__all__ = ["Footprint", "dense_param_count", "footprint", "paper_param_count",
+           "training_step_peak"]
 
 
 def paper_param_count(d_in: int, hidden: Sequence[int], classes: int, r: int,
@@ -187,3 +189,64 @@ def footprint(model: torch.nn.Module, path: str | Path | None = None) -> Footpri
         measured = True
     return Footprint(trainable, frozen, stored, stored_bytes, dense_bytes, dense, per_node,
                      measured)
+
+
+def training_step_peak(run: Any, live_bytes: Callable[[Any], int]) -> dict[str, int]:
+    """Live tensor bytes before and at the peak of one training step, on the CPU.
+
+    Two warm-up steps fill the optimizer state; then the gradients are set to
+    None, ``live_bytes(run)`` gives the baseline (the model, the optimizer state
+    and the batch), and one more step runs under :mod:`torch.profiler` with
+    ``profile_memory=True``. Its CPU allocation and free events are replayed in
+    order: the peak is the baseline plus the largest running sum, i.e. the most
+    bytes the step held at once beyond what lives between steps (activations,
+    gradients, temporaries such as regenerated weight tiles).
+
+    Parameters
+    ----------
+    run : object
+        Has ``step()`` (one training step: forward, backward, optimizer step) and
+        ``optimizer`` (a torch optimizer; its ``zero_grad(set_to_none=True)`` is
+        called before the baseline).
+    live_bytes : callable
+        ``live_bytes(run) -> int``: bytes of the tensors that live between steps
+        (count each storage once).
+
+    Returns
+    -------
+    dict
+        ``{"baseline": bytes, "peak": bytes}``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Run:
+    ...     def __init__(self):
+    ...         self.weight = torch.nn.Parameter(torch.zeros(4))
+    ...         self.optimizer = torch.optim.SGD([self.weight], lr=0.1)
+    ...     def step(self):
+    ...         scratch = torch.ones(1000)       # 4,000 bytes held during the step
+    ...         self.weight.grad = torch.ones(4)
+    ...         self.optimizer.step()
+    >>> peak = training_step_peak(Run(), lambda run: 16)
+    >>> peak["baseline"], peak["peak"] >= 16 + 4000
+    (16, True)
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(2):
+        run.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    gc.collect()
+    baseline = int(live_bytes(run))
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        run.step()
+    events = [event for event in profiler.profiler.kineto_results.events()
+              if event.name() == "[memory]"
+              and event.device_type() == torch.autograd.DeviceType.CPU]
+    events.sort(key=lambda event: event.start_ns())
+    running = extra = 0
+    for event in events:
+        running += event.nbytes()
+        extra = max(extra, running)
+    return {"baseline": baseline, "peak": baseline + extra}

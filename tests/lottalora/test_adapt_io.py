@@ -126,5 +126,23 @@ def test_bad_input_is_named(tmp_path):
         dr.load_adapted(Small(), other)
     with torch.no_grad():
         model.head.weight.fill_(float("inf"))
-    with pytest.raises(ParameterError, match="'head.weight' that is not finite"):
+    with pytest.raises(ParameterError, match="parameter 'head.weight' that is not finite"):
         dr.save_adapted(model, tmp_path / "c.safetensors")
+
+
+def test_a_buffer_may_hold_inf(tmp_path):
+    """A causal mask of -inf is a buffer, not a diverged parameter: it saves and loads."""
+
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(4, 4)
+            self.register_buffer("mask", torch.triu(torch.full((4, 4), float("-inf")), 1))
+
+        def forward(self, x):
+            return torch.softmax(self.layer(x) + self.mask, -1)
+
+    x = torch.randn(4, 4)
+    model = trained(dr.adapt(Masked(), r=1, seed=2))
+    again = dr.load_adapted(Masked(), dr.save_adapted(model, tmp_path / "m.safetensors"))
+    assert torch.equal(again(x), model(x))
