@@ -214,6 +214,7 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
     train = _patterns("train", train)
     if not (isinstance(targets, str) and targets == "all"):
         targets = _patterns("targets", targets)
+    _refuse_adapted_or_lazy(module)
     modules = [name for name, _ in module.named_modules() if name]
     parameters = [name for name, _ in module.named_parameters()]
     for pattern in train:
@@ -224,7 +225,7 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
                 f"module or parameter of the {type(module).__name__}. Modules: "
                 f"{_few(modules)}.")
     adaptable = [name for name, child in module.named_modules()
-                 if name and _kind(child) is not None and not _matches(name, train)]
+                 if name and _kind(child) is not None and not _named_in(name, child, train)]
     if targets != "all":
         for pattern in targets:
             if not any(_matches(n, [pattern]) for n in adaptable):
@@ -236,7 +237,7 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
                     f"modules: {_few(modules)}.")
     chosen = []
     for name, child in module.named_modules():
-        if not name or _kind(child) is None or _matches(name, train):
+        if not name or _kind(child) is None or _named_in(name, child, train):
             continue
         if targets != "all" and not _matches(name, targets):
             continue
@@ -245,8 +246,6 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
         chosen.append((name, child))
     if targets == "all" and unsupported == "error":
         _refuse_unadaptable(module, [name for name, _ in chosen], train)
-    for name, child in chosen:
-        _check_linear(name, child)
     config = {"r": r, "seed": int(seed), "family": _family_record(family), "alpha": alpha,
               "rslora": rslora, "targets": targets, "train": train, "bias": bias,
               "weights": weights, "unsupported": unsupported}
@@ -257,24 +256,29 @@ def adapt(module: nn.Module, *, r: int, seed: int, family: Any = "normal",
         kind = _kind(child)
         if kind == "attention":
             AdaptedMultiheadAttention.convert(child, key=key, r=r, alpha=alpha, rslora=rslora,
-                                              family=family, bias=bias)
+                                              family=family, bias=bias, path=name)
             continue
         if kind == "linear":
             d_out, d_in = child.weight.shape
             rank = capped_rank(f"adapt, layer '{name}' ({type(child).__name__} {d_in} -> "
-                               f"{d_out})", r, d_in, d_out)
+                               f"{d_out})", r, d_in, d_out, stacklevel=3)
             new = AdaptedLinear(d_in, d_out, key=key, r=rank, alpha=alpha,
                                 rslora=rslora, family=family,
                                 bias=bias if child.bias is not None else None,
                                 dtype=child.weight.dtype, device=child.weight.device,
                                 weights=weights, dense_class=foreign_linear_name(child))
         elif kind == "conv":
-            new = AdaptedConv(child, key=key, r=min(r, child.out_channels), alpha=alpha,
-                              rslora=rslora, family=family,
+            width = child.in_channels * int(np.prod(child.kernel_size))
+            rank = capped_rank(f"adapt, layer '{name}' ({type(child).__name__} {width} -> "
+                               f"{child.out_channels})", r, width, child.out_channels,
+                               stacklevel=3)
+            new = AdaptedConv(child, key=key, r=rank, alpha=alpha, rslora=rslora, family=family,
                               bias=bias if child.bias is not None else None)
         else:
-            new = AdaptedEmbedding(child, key=key, r=min(r, child.embedding_dim), alpha=alpha,
-                                   rslora=rslora,
+            rank = capped_rank(f"adapt, layer '{name}' (Embedding {child.num_embeddings} x "
+                               f"{child.embedding_dim})", r, child.num_embeddings,
+                               child.embedding_dim, stacklevel=3)
+            new = AdaptedEmbedding(child, key=key, r=rank, alpha=alpha, rslora=rslora,
                                    family=None if family == "normal" else family)
         _replace(module, name, new)
     for name, parameter in module.named_parameters():
@@ -291,16 +295,32 @@ def _family_record(family: Any) -> Any:
     return get_family(family, "family").spec()
 
 
-def _check_linear(name: str, child: nn.Module) -> None:
-    """Refuse a lazy (uninitialised) linear layer."""
-    if _kind(child) == "linear" and isinstance(child.weight, nn.parameter.UninitializedParameter):
+def _named_in(name: str, child: nn.Module, train: list[str]) -> bool:
+    """Whether ``train`` names the layer, or any of its parameters (it then keeps them)."""
+    return _matches(name, train) or any(_matches(f"{name}.{p}", train)
+                                        for p, _ in child.named_parameters())
+
+
+def _refuse_adapted_or_lazy(module: nn.Module) -> None:
+    """Refuse a module adapt has already changed, and a lazy (uninitialised) parameter."""
+    if getattr(module, CONFIG_ATTRIBUTE, None) is not None or any(
+            isinstance(m, (_Adapter, AdaptedMultiheadAttention)) for m in module.modules()):
         raise ParameterError(
-            f"The 'module' parameter of adapt has a layer '{name}' ({type(child).__name__}) "
-            f"whose weight is not initialised yet (a lazy layer, e.g. in_channels=-1). "
-            f"Run one forward pass, or give its input size, before adapt.")
+            f"The 'module' parameter of adapt must be a module adapt has not changed yet. "
+            f"Got a {type(module).__name__} that is already adapted; build a fresh one (or "
+            f"use dr.merge(module) to get plain torch layers first).")
+    for name, parameter in module.named_parameters():
+        if isinstance(parameter, nn.parameter.UninitializedParameter):
+            raise ParameterError(
+                f"The 'module' parameter of adapt has a parameter '{name}' that is not "
+                f"initialised yet (a lazy layer such as nn.LazyLinear, or in_channels=-1). "
+                f"Run one forward pass, or give the input sizes, before adapt.")
 
 
 def _why_not_adaptable(child: nn.Module) -> str:
+    if _kind(child) is not None:
+        return ("'train' names some of its parameters, so adapt keeps the layer whole; name "
+                "the whole layer in train, or none of it")
     if parametrize.is_parametrized(child):
         return ("its weight is parametrised (" + ", ".join(child.parametrizations.keys())
                 + "); remove the parametrisation (torch.nn.utils.parametrize."
@@ -332,6 +352,11 @@ def _refuse_unadaptable(module: nn.Module, chosen: list[str], train: list[str]) 
                         if t is not None and t.dim() >= 2]
         matrices = [(p, shape) for p, shape in matrices
                     if not _matches(f"{name}.{p}" if name else p, train)]
+        if matrices and not name and _kind(child) is not None:
+            raise ParameterError(
+                f"The 'module' parameter of adapt is itself a single "
+                f"{type(child).__name__}; adapt changes the layers inside a module. Wrap it "
+                f"(nn.Sequential(layer)) or adapt the module that holds it.")
         if matrices:
             label = name or "(the module itself)"
             tensors = ", ".join(f"'{p}' {shape}" for p, shape in matrices)
@@ -410,6 +435,7 @@ def merge(module: nn.Module) -> nn.Module:
     """
     _check_module(module, "merge")
     dense = copy.deepcopy(module)
+    dense.__dict__.pop(CONFIG_ATTRIBUTE, None)  # a plain module: not an adapted one
     targets = [(name, child) for name, child in dense.named_modules()
                if isinstance(child, (_Adapter, AdaptedMultiheadAttention))]
     done: list[str] = []

@@ -14,6 +14,8 @@ one's outputs bit for bit.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import json
 import os
 import uuid
@@ -170,6 +172,20 @@ def _check_tensors(module: nn.Module, tensors: dict[str, torch.Tensor], path: Pa
                                 f"values; it is corrupted.")
 
 
+def _check_metadata(config: Any, fingerprints: Any, path: Path) -> None:
+    known = set(inspect.signature(adapt).parameters) - {"module"}
+    if not isinstance(config, dict) or not set(config) <= known or not {"r", "seed"} <= set(
+            config):
+        raise ArtifactError(
+            f"The file {str(path)!r} has an 'adapt' entry that is not a set of dr.adapt "
+            f"arguments (got {format_value(config)}; expected a dict with 'r' and 'seed' and "
+            f"keys among {sorted(known)}). It is corrupted or written by a newer version.")
+    if not isinstance(fingerprints, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in fingerprints.items()):
+        raise ArtifactError(f"The file {str(path)!r} has a 'fingerprints' entry that is not a "
+                            f"mapping of layer paths to hashes; it is corrupted.")
+
+
 def load_adapted(module: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Rebuild a saved adapted module on a fresh instance of its architecture.
 
@@ -185,9 +201,9 @@ def load_adapted(module: nn.Module, path: str | os.PathLike) -> nn.Module:
     Returns
     -------
     nn.Module
-        ``module``, adapted with the saved arguments and holding the saved
-        tensors: its outputs equal the saved module's bit for bit (same device
-        and dtype).
+        A copy of ``module`` (which is left as it was), adapted with the saved
+        arguments and holding the saved tensors: its outputs equal the saved
+        module's bit for bit (same device and dtype).
 
     Raises
     ------
@@ -209,12 +225,17 @@ def load_adapted(module: nn.Module, path: str | os.PathLike) -> nn.Module:
     target = Path(path)
     tensors, metadata = _read(target)
     saved_class = metadata.get("module")
+    if not saved_class:
+        raise ArtifactError(f"The file {str(target)!r} has no 'module' entry in its metadata; "
+                            f"it is corrupted.")
     if saved_class != _class_name(module):
         raise ParameterError(
             f"The 'module' parameter of load_adapted must be a {saved_class} (the saved "
             f"module's class). Got a {_class_name(module)}.")
     config = _json(metadata, "adapt", target)
     fingerprints = _json(metadata, "fingerprints", target)
+    _check_metadata(config, fingerprints, target)
+    module = copy.deepcopy(module)  # the caller's instance stays untouched if a check fails
     try:
         adapt(module, **config)
     except ParameterError as error:

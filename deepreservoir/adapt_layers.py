@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from deepreservoir.families import Normal, Uniform, make_weight
-from deepreservoir.lora import LowRankAdapter
+from deepreservoir.lora import LowRankAdapter, capped_rank
 from deepreservoir.seeding import SeedKey
 from deepreservoir.virtual_linear import frozen_lora_linear
 
@@ -278,7 +278,8 @@ class AdaptedMultiheadAttention(nn.MultiheadAttention):
 
     @classmethod
     def convert(cls, mha: nn.MultiheadAttention, *, key: SeedKey, r: int, alpha, rslora,
-                family, bias: str) -> AdaptedMultiheadAttention:
+                family, bias: str, path: str = "") -> AdaptedMultiheadAttention:
+        """Turn ``mha`` into this class in place (``path`` names it in rank warnings)."""
         e = mha.embed_dim
         has_bias = mha.in_proj_bias is not None
         dims = (e, mha.kdim, mha.vdim)
@@ -286,13 +287,17 @@ class AdaptedMultiheadAttention(nn.MultiheadAttention):
         for name, d_in in zip(("q_proj", "k_proj", "v_proj"), dims, strict=True):
             weight = mha.in_proj_weight if mha._qkv_same_embed_dim else getattr(
                 mha, f"{name}_weight")
+            rank = capped_rank(f"adapt, layer '{path}.{name}' (attention {d_in} -> {e})", r,
+                               d_in, e, stacklevel=5)
             projections[name] = AdaptedLinear(
-                d_in, e, key=key.child(name), r=min(r, d_in, e), alpha=alpha, rslora=rslora,
+                d_in, e, key=key.child(name), r=rank, alpha=alpha, rslora=rslora,
                 family=family, bias=bias if has_bias else None, dtype=weight.dtype,
                 device=weight.device)
         out = mha.out_proj
         out_bias = bias if out.bias is not None else None
-        out_proj = AdaptedLinear(e, e, key=key.child("out_proj"), r=min(r, e), alpha=alpha,
+        rank = capped_rank(f"adapt, layer '{path}.out_proj' (attention {e} -> {e})", r, e, e,
+                           stacklevel=5)
+        out_proj = AdaptedLinear(e, e, key=key.child("out_proj"), r=rank, alpha=alpha,
                                  rslora=rslora, family=family, bias=out_bias,
                                  dtype=out.weight.dtype, device=out.weight.device)
         for name in ("in_proj_weight", "in_proj_bias", "q_proj_weight", "k_proj_weight",

@@ -118,12 +118,16 @@ def _call_on_worker(threads: int, kernel: dict[str, str], fn: Callable[..., Any]
     is left behind when the worker stops. The kernel settings travel with the
     job so that a kernel pinned in the client (``step_kernel("csr")`` or
     ``DEEPRESERVOIR_STEP_KERNEL``) gives the workers the same sums, bit for bit.
+    They are set for the worker process, not scoped to the job: a worker runs
+    its jobs in threads, and a scoped setting restored by one job would change
+    another's kernel halfway through.
     """
     import dask
 
-    from deepreservoir.step_kernels import step_kernel
+    from deepreservoir.step_kernels import set_step_kernel
 
-    with dask.config.set(scheduler="synchronous"), step_kernel(**kernel):
+    set_step_kernel(**kernel)  # not scoped: jobs of one worker may run in threads at once
+    with dask.config.set(scheduler="synchronous"):
         return _call(threads, fn, *job)
 
 

@@ -106,14 +106,18 @@ def lora_convention(r: int, alpha: float | None = None, rslora: bool = False) ->
     return f"{rule} = {value:g}/{root} = {lora_scale(r, alpha, rslora):g}{default}"
 
 
-def capped_rank(owner: str, r: int, d_in: int, d_out: int) -> int:
-    """``min(r, d_in, d_out)``, with a :class:`RankCappedWarning` when that lowers ``r``."""
+def capped_rank(owner: str, r: int, d_in: int, d_out: int, *, stacklevel: int = 4) -> int:
+    """``min(r, d_in, d_out)``, with a :class:`RankCappedWarning` when that lowers ``r``.
+
+    ``stacklevel`` is passed to :func:`warnings.warn` (counted from this function),
+    so the warning points at the user's call.
+    """
     limit = min(int(d_in), int(d_out))
     if r <= limit:
         return int(r)
     warnings.warn(
         f"{owner}: r={r} exceeds min(d_in={d_in}, d_out={d_out}) = {limit}; "
-        f"using the effective rank {limit}.", RankCappedWarning, stacklevel=4)
+        f"using the effective rank {limit}.", RankCappedWarning, stacklevel=stacklevel)
     return limit
 
 

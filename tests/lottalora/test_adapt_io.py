@@ -119,6 +119,16 @@ def test_bad_input_is_named(tmp_path):
     save_file(tensors, str(other), metadata=tampered)
     with pytest.raises(ArtifactError, match="other frozen weights than the ones regenerated"):
         dr.load_adapted(Small(), other)
+    for entry, value in (("adapt", '{"r": 1, "seed": 0, "colour": "red"}'), ("adapt", "[1]"),
+                         ("fingerprints", '{"conv": 3}'), ("module", "")):
+        save_file(tensors, str(other), metadata=dict(metadata, **{entry: value}))
+        with pytest.raises(ArtifactError, match=f"'{entry}' entry"):
+            dr.load_adapted(Small(), other)
+    narrow = Small(width=4)
+    with pytest.raises(ArtifactError, match=r"with shape \(2, 8\)"):
+        dr.load_adapted(narrow, path)
+    assert type(narrow.conv) is nn.Conv1d  # a failed load leaves the instance as it was
+    assert dr.adapt_config(dr.load_adapted(Small(), path))["seed"] == 1
     poisoned = dict(tensors)
     poisoned["head.weight"] = torch.full_like(tensors["head.weight"], float("nan"))
     save_file(poisoned, str(other), metadata=metadata)

@@ -137,8 +137,41 @@ def test_parametrised_and_foreign_weights_are_refused_by_name():
     with pytest.raises(ParameterError, match="'unsupported' parameter of adapt must be one of"):
         dr.adapt(nn.Linear(4, 4), r=1, seed=0, unsupported="skip")
     lazy = nn.Sequential(nn.LazyLinear(3))
-    with pytest.raises(ParameterError, match=r"layer '0' \(LazyLinear\).*not initialised"):
+    with pytest.raises(ParameterError, match=r"parameter '0.weight' that is not initialised"):
         dr.adapt(lazy, r=1, seed=0)
+    with pytest.raises(ParameterError, match=r"parameter '1.weight' that is not initialised"):
+        dr.adapt(nn.Sequential(nn.Linear(2, 2), nn.LazyBatchNorm1d()), r=1, seed=0)
+    with pytest.raises(ParameterError, match=r"is itself a single Linear.*nn.Sequential"):
+        dr.adapt(nn.Linear(4, 4), r=1, seed=0)
+    twice = dr.adapt(nn.Sequential(nn.Linear(4, 4)), r=1, seed=0)
+    with pytest.raises(ParameterError, match="already adapted"):
+        dr.adapt(twice, r=1, seed=0)
+    assert dr.adapt(dr.merge(twice), r=1, seed=0) is not None  # merge gives a plain module
+    with pytest.raises(ParameterError, match="must be a module returned by dr.adapt"):
+        dr.adapt_config(dr.merge(twice))
+
+
+def test_train_naming_a_parameter_keeps_its_layer_as_it_is():
+    train = ["encoder.layers.0.self_attn.out_proj.weight", "head"]
+    with pytest.raises(ParameterError, match=r"'encoder.layers.0.self_attn' .*'in_proj_weight' "
+                       r"\(48, 16\); 'train' names some of its parameters"):
+        dr.adapt(TinyTransformer(), r=1, seed=0, train=train)
+    model = dr.adapt(TinyTransformer(), r=1, seed=0, train=train, unsupported="freeze")
+    attention = model.encoder.layers[0].self_attn
+    assert type(attention) is nn.MultiheadAttention  # its out_proj is named: kept whole
+    assert attention.out_proj.weight.requires_grad
+    assert not attention.in_proj_weight.requires_grad  # frozen as it is
+    assert isinstance(model.encoder.layers[1].self_attn, AdaptedMultiheadAttention)
+
+
+def test_every_capped_layer_is_named_in_a_warning():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Embedding(3, 2))
+    with pytest.warns(RankCappedWarning) as caught:
+        dr.adapt(model, r=8, seed=0, unsupported="freeze")
+    text = " ".join(str(w.message) for w in caught)
+    assert "layer '0' (Conv2d 9 -> 2)" in text and "layer '2' (Embedding 3 x 2)" in text
+    assert model[0].r == 2 and model[2].r == 2
+    assert all(w.filename == __file__ for w in caught)  # points at this call
 
 
 def test_training_moves_only_adapters():
