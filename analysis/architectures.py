@@ -280,11 +280,13 @@ def _compared_rank(family) -> int:
 def _gap_closed(result: dict, metric: float) -> float:
     """Fraction of the full-vs-LoRA gap at the largest rank that ``metric`` closes.
 
-    NaN when LoRA is within 1 % of full training there: no gap to share out.
+    NaN when LoRA is within 1 % of full training there, or ahead of it: no gap to
+    share out.
     """
     full = result["runs"]["full"]["metric"]
     lora = result["runs"][f"r{max(result['family'].RANKS)}"]["metric"]
-    if not np.isfinite(full - lora) or abs(full - lora) <= 0.01 * abs(full):
+    shortfall = (full - lora) if result["family"].METRIC.higher_is_better else (lora - full)
+    if not np.isfinite(shortfall) or shortfall <= 0.01 * abs(full):
         return float("nan")
     return (metric - lora) / (full - lora)
 
@@ -392,7 +394,7 @@ def _layer_table(results: list[dict]) -> str:
         groups = "; ".join(
             f"{name}: {_fmt(g['metric'], result['family'].METRIC)}"
             + (f" ({100 * shares[name]:.0f} % of the gap)" if np.isfinite(shares[name])
-               else " (no gap: LoRA within 1 % of full)")
+               else " (no gap: LoRA within 1 % of full, or ahead)")
             for name, g in result["groups"].items())
         rows.append((result["family"].TITLE, f"{len(entries)}",
                      f"{np.median(betas):.3f} ({betas.min():.3f} to {betas.max():.3f})",
