@@ -48,6 +48,7 @@ import deepreservoir as dr
 from deepreservoir.errors import TrainingError
 
 __all__ = [
+    "PROTOCOL",
     "Hyper",
     "Metric",
     "PaperRow",
@@ -58,6 +59,12 @@ __all__ = [
     "train",
     "trainable_count",
 ]
+
+
+#: The names every family helper defines (see the module docstring); ``extras`` is optional.
+PROTOCOL = ("NAME", "TITLE", "PAPER", "RANKS", "REQUIRES", "METRIC", "HYPER", "ADAPT",
+            "GROUPS", "DATA_KEYS", "load_task", "build", "batches", "loss", "evaluate",
+            "sample")
 
 
 @dataclass(frozen=True)

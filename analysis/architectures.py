@@ -176,6 +176,10 @@ def _adapted(family, task, r: int, seed: int, extra_train: list[str] = ()):
 def run_family(name: str, *, quick: bool, seed: int, data: Any, progress) -> dict[str, Any]:
     """Train one family fully, at each rank and with each layer group fully trained."""
     family = family_module(name)
+    undefined = [n for n in arch.PROTOCOL if not hasattr(family, n)]
+    if undefined:
+        raise DataError(f"The architecture family '_arch_{name}.py' does not define "
+                        f"{undefined}; expected every name of _arch_common.PROTOCOL.")
     missing = missing_packages(family)
     if missing:
         return {"name": name, "family": family, "missing": missing}

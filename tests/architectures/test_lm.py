@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import deepreservoir as dr
-from deepreservoir.adapt import adapted_layers
+from deepreservoir.adapt import _matches, adapted_layers
 from deepreservoir.errors import DataError
 from deepreservoir.footprint import training_step_peak
 from deepreservoir.studies import load_helper
@@ -28,23 +28,11 @@ PROTOCOL = ("NAME", "TITLE", "PAPER", "RANKS", "REQUIRES", "METRIC", "HYPER", "A
             "sample", "extras")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module")
 def task():
     return family.load_task(quick=True, seed=0)
 
-
-def _matches(name: str, patterns) -> bool:
-    parts = name.split(".")
-    return any(fnmatch.fnmatchcase(".".join(parts[:end]), p)
-               for p in patterns for end in range(1, len(parts) + 1))
 
 
 def _adapted(task, r=1, **changes):
@@ -91,7 +79,7 @@ def test_the_benchmarks_share_the_package_function():
 
 
 def test_the_family_follows_the_protocol():
-    assert not [name for name in PROTOCOL if not hasattr(family, name)]
+    assert not [name for name in common.PROTOCOL if not hasattr(family, name)]
     assert family.NAME == "lm" and family.RANKS == (1, 8) and family.REQUIRES == ()
     assert (family.PAPER.lora, family.PAPER.full, family.PAPER.rank) == (3.950, 3.156, 8)
     assert family.ADAPT["alpha"] == 16

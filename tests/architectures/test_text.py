@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import deepreservoir as dr
-from deepreservoir.adapt import adapted_layers
+from deepreservoir.adapt import _matches, adapted_layers
 from deepreservoir.errors import DataError
 from deepreservoir.studies import load_helper
 
@@ -23,17 +23,7 @@ ANALYSIS = Path(__file__).resolve().parents[2] / "analysis"
 family = load_helper("_arch_text", ANALYSIS)
 common = load_helper("_arch_common", ANALYSIS)
 stdlib = load_helper("_arch_stdlib", ANALYSIS)
-PROTOCOL = ("NAME", "TITLE", "PAPER", "RANKS", "REQUIRES", "METRIC", "HYPER", "ADAPT",
-            "GROUPS", "DATA_KEYS", "load_task", "build", "batches", "loss", "evaluate",
-            "sample")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +31,13 @@ def task():
     return family.load_task(quick=True, seed=0)
 
 
-def _matches(name: str, patterns) -> bool:
-    parts = name.split(".")
-    return any(fnmatch.fnmatchcase(".".join(parts[:end]), p)
-               for p in patterns for end in range(1, len(parts) + 1))
-
 
 def _adapted(task, r=1, **changes):
     return dr.adapt(family.build(task, seed=0), r=r, seed=0, **{**family.ADAPT, **changes})
 
 
 def test_the_family_follows_the_protocol():
-    assert not [name for name in PROTOCOL if not hasattr(family, name)]
+    assert not [name for name in common.PROTOCOL if not hasattr(family, name)]
     assert family.NAME == "text" and family.RANKS == (1, 8) and family.REQUIRES == ()
     assert (family.PAPER.lora, family.PAPER.full, family.PAPER.rank) == (85.12, 85.69, 8)
     assert family.ADAPT["alpha"] == 16  # the paper's IMDB α = 2r is not a fixed alpha

@@ -1,7 +1,8 @@
-"""The "vit" family of the architectures study (analysis/_arch_vit.py): a small ViT.
+"""The image families of the architectures study: "cnn" (analysis/_arch_cnn.py, a
+ResNet-style CNN) and "vit" (analysis/_arch_vit.py, a small ViT), on the same images.
 
 The first optimizer step of a process imports torch's compiler machinery (seconds);
-the rest of the file takes well under a second of CPU.
+the rest takes well under a second of CPU per family.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 import deepreservoir as dr
-from deepreservoir.adapt import adapted_layers
+from deepreservoir.adapt import _matches, adapted_layers
 from deepreservoir.errors import DataError
 from deepreservoir.studies import load_helper
 
@@ -24,48 +25,39 @@ if importlib.util.find_spec("sklearn") is None:  # the digits come with scikit-l
     pytest.skip("scikit-learn is not installed", allow_module_level=True)
 
 ANALYSIS = Path(__file__).resolve().parents[2] / "analysis"
-family = load_helper("_arch_vit", ANALYSIS)
 common = load_helper("_arch_common", ANALYSIS)
 images = load_helper("_arch_images", ANALYSIS)
-PROTOCOL = ("NAME", "TITLE", "PAPER", "RANKS", "REQUIRES", "METRIC", "HYPER", "ADAPT",
-            "GROUPS", "DATA_KEYS", "load_task", "build", "batches", "loss", "evaluate",
-            "sample")
+#: name -> (ranks, the paper's LoRA figure, full figure and rank)
+EXPECTED = {"cnn": ((1, 8, 16), (87.70, 90.81, 16)), "vit": ((1, 8), (94.53, 96.83, 1))}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+@pytest.fixture(scope="module", params=sorted(EXPECTED))
+def family(request):
+    return load_helper(f"_arch_{request.param}", ANALYSIS)
 
 
 @pytest.fixture(scope="module")
-def task():
+def task(family):
     return family.load_task(quick=True, seed=0)
 
 
-def _matches(name: str, patterns) -> bool:
-    parts = name.split(".")
-    return any(fnmatch.fnmatchcase(".".join(parts[:end]), p)
-               for p in patterns for end in range(1, len(parts) + 1))
-
-
-def _adapted(task, r=1, **changes):
+def _adapted(family, task, r=1, **changes):
     arguments = {**family.ADAPT, **changes}
     return dr.adapt(family.build(task, seed=0), r=r, seed=0, **arguments)
 
 
-def test_the_family_follows_the_protocol():
-    missing = [name for name in PROTOCOL if not hasattr(family, name)]
+def test_the_family_follows_the_protocol(family):
+    missing = [name for name in common.PROTOCOL if not hasattr(family, name)]
     assert not missing
-    assert family.NAME == "vit" and family.RANKS == (1, 8)
-    assert (family.PAPER.lora, family.PAPER.full, family.PAPER.rank) == (94.53, 96.83, 1)
-    assert family.ADAPT["alpha"] == 16
+    ranks, paper = EXPECTED[family.NAME]
+    assert family.RANKS == ranks
+    assert (family.PAPER.lora, family.PAPER.full, family.PAPER.rank) == paper
     assert family.METRIC.percent and family.METRIC.higher_is_better
+    if family.NAME == "vit":
+        assert family.ADAPT["alpha"] == 16  # as the paper's Transformers
 
 
-def test_generated_images_are_deterministic_and_documented(task):
+def test_generated_images_are_deterministic_and_documented(family, task):
     again = family.load_task(quick=True, seed=0)
     other = family.load_task(quick=True, seed=1)
     sizes = images.SPLITS[True]
@@ -86,7 +78,7 @@ def test_generated_images_are_deterministic_and_documented(task):
 @pytest.mark.parametrize(("shape", "dtype"), [((60, 12, 12, 3), np.uint8),
                                               ((60, 3, 12, 12), np.float32),
                                               ((60, 12, 12), np.uint8)])
-def test_user_images_in_either_layout(tmp_path, shape, dtype):
+def test_user_images_in_either_layout(family, tmp_path, shape, dtype):
     rng = np.random.default_rng(0)
     X = (rng.uniform(0, 255, size=shape)).astype(dtype)
     path = tmp_path / "cifar_like.npz"
@@ -109,7 +101,7 @@ def test_user_images_in_either_layout(tmp_path, shape, dtype):
     (lambda a: a.__setitem__("X_test", a["X"][:5]), "'y_test'"),
     (lambda a: a.__setitem__("y", a["y"] + 0.5), "'y'"),
 ])
-def test_a_bad_user_file_names_the_file_and_the_key(tmp_path, change, key):
+def test_a_bad_user_file_names_the_file_and_the_key(family, tmp_path, change, key):
     arrays = {"X": np.zeros((20, 3, 8, 8), np.float32), "y": np.arange(20) % 2}
     change(arrays)
     path = tmp_path / "bad_images.npz"
@@ -119,7 +111,15 @@ def test_a_bad_user_file_names_the_file_and_the_key(tmp_path, change, key):
     assert "bad_images.npz" in str(caught.value)
 
 
-def _adaptable(model: nn.Module) -> set[str]:
+def test_a_missing_or_unreadable_file_is_named(family, tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not an archive")
+    for path in (tmp_path / "absent.npz", junk):
+        with pytest.raises(DataError, match=path.name):
+            family.load_task(quick=True, seed=0, data=path)
+
+
+def _adaptable(family, model: nn.Module) -> set[str]:
     """Paths of the layers adapt should replace: convolutions, linears, attention projections."""
     paths = set()
     for name, module in model.named_modules():
@@ -131,9 +131,9 @@ def _adaptable(model: nn.Module) -> set[str]:
     return paths
 
 
-def test_adapt_leaves_no_weight_frozen_and_unadapted(task):
-    model = _adapted(task)
-    assert set(adapted_layers(model)) == _adaptable(family.build(task, seed=0))
+def test_adapt_leaves_no_weight_frozen_and_unadapted(family, task):
+    model = _adapted(family, task)
+    assert set(adapted_layers(model)) == _adaptable(family, family.build(task, seed=0))
     adapters = {f"{layer}.{p}" for layer in adapted_layers(model) for p in ("A_", "B_", "beta_")}
     for name, parameter in model.named_parameters():
         assert parameter.requires_grad, f"{name} is frozen but not a scaffold"
@@ -143,9 +143,9 @@ def test_adapt_leaves_no_weight_frozen_and_unadapted(task):
             assert name.endswith(".W_") and name.rsplit(".", 1)[0] in adapted_layers(model)
 
 
-def test_each_group_trains_its_layers_fully(task):
+def test_each_group_trains_its_layers_fully(family, task):
     for group, patterns in family.GROUPS.items():
-        model = _adapted(task, r=max(family.RANKS),
+        model = _adapted(family, task, r=max(family.RANKS),
                          train=[*family.ADAPT["train"], *patterns])
         plain = [m for n, m in model.named_modules()
                  if n and any(fnmatch.fnmatchcase(n, p) for p in patterns)]
@@ -156,8 +156,8 @@ def test_each_group_trains_its_layers_fully(task):
             assert weights and all(p.requires_grad for p in weights), (group, module)
 
 
-def test_merge_gives_plain_torch_modules_with_the_same_outputs(task):
-    model = _adapted(task, r=8)
+def test_merge_gives_plain_torch_modules_with_the_same_outputs(family, task):
+    model = _adapted(family, task, r=8)
     with torch.no_grad():  # a non-trivial adapter: B = 0 would make the merge trivial
         for name, parameter in model.named_parameters():
             if name.endswith("B_"):
@@ -174,11 +174,11 @@ def test_merge_gives_plain_torch_modules_with_the_same_outputs(task):
         assert torch.allclose(model(*inputs), merged(*inputs), atol=1e-5, rtol=0)
 
 
-def test_one_training_step_and_the_save_load_round_trip(task, tmp_path):
-    few = common.Task(name="vit", splits={**task.splits, "train": (
+def test_one_training_step_and_the_save_load_round_trip(family, task, tmp_path):
+    few = common.Task(name=family.NAME, splits={**task.splits, "train": (
         task.splits["train"][0][:32], task.splits["train"][1][:32])}, source=task.source,
         info=task.info)
-    model = _adapted(few)
+    model = _adapted(family, few)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     hyper = common.Hyper(epochs=1, batch_size=32, lr_full=1e-3, lr_lora=1e-2)
     result = common.train(model, family, few, lr=hyper.lr_lora, hyper=hyper, seed=0)
@@ -187,20 +187,7 @@ def test_one_training_step_and_the_save_load_round_trip(task, tmp_path):
     assert all(torch.isfinite(p).all() for p in after.values())
     assert any(not torch.equal(before[n], after[n]) for n in before)
     assert 0.0 <= common.evaluate(model, family, few, "val") <= 1.0
-    path = dr.save_adapted(model, tmp_path / "vit.safetensors")
+    path = dr.save_adapted(model, tmp_path / f"{family.NAME}.safetensors")
     loaded = dr.load_adapted(family.build(few, seed=0), path).eval()
     with torch.no_grad():
         assert torch.equal(model(*family.sample(few)), loaded(*family.sample(few)))
-
-
-def test_patches_tokens_and_attention_projections(task):
-    model = family.build(task, seed=0)
-    assert model.patch_embed.stride == model.patch_embed.kernel_size == (4, 4)
-    assert model.pos_embed.shape == (1, 16 + 1, family.WIDTH)
-    cifar = common.Task(name="vit", splits={}, source="file: cifar.npz",
-                        info={"channels": 3, "height": 32, "width": 32, "classes": 10})
-    assert family.build(cifar, seed=0).pos_embed.shape == (1, 64 + 1, family.WIDTH)
-    adapted = _adapted(task)
-    attention = adapted.encoder.layers[0].self_attn
-    assert type(attention).__name__ == "AdaptedMultiheadAttention"
-    assert attention.in_proj_weight.shape == (3 * family.WIDTH, family.WIDTH)
