@@ -124,9 +124,10 @@ def _call_on_worker(threads: int, kernel: dict[str, str], fn: Callable[..., Any]
     """
     import dask
 
-    from deepreservoir.step_kernels import set_step_kernel
+    from deepreservoir.step_kernels import set_step_kernel, step_kernel_settings
 
-    set_step_kernel(**kernel)  # not scoped: jobs of one worker may run in threads at once
+    if step_kernel_settings() != kernel:  # a worker in the client's own process already agrees
+        set_step_kernel(**kernel)  # not scoped: jobs of one worker may run in threads at once
     with dask.config.set(scheduler="synchronous"):
         return _call(threads, fn, *job)
 
